@@ -1,0 +1,20 @@
+"""Tasks by name. Adding a task = one module with a ``TASK = TaskSpec(...)`` + one line here."""
+
+from __future__ import annotations
+
+from segrl.registry import Registry
+from segrl.tasks.base import DataError, TaskSpec
+
+TASKS: Registry[TaskSpec] = Registry("task")
+
+
+def _register_builtin() -> None:
+    from segrl.tasks import multichart
+
+    for spec in (multichart.TASK,):
+        TASKS.add(spec.name, spec)
+
+
+_register_builtin()
+
+__all__ = ["TASKS", "TaskSpec", "DataError"]

@@ -1,0 +1,115 @@
+"""What every task shares: its spec, the row schema, the answer-format instruction, atomic saving.
+
+Row schema (one example, every task; see README "Data"):
+
+| field                | type              | meaning                                              |
+|----------------------|-------------------|------------------------------------------------------|
+| ``id``               | str               | stable id from the source                            |
+| ``task``             | str               | task registry name                                   |
+| ``images``           | list[Image]       | the prompt's images, in prompt order                 |
+| ``prompt``           | list[message]     | TRL conversational format with ``{"type": "image"}`` |
+| ``segment_labels``   | list[str]         | labels the answer must use, in order                 |
+| ``segment_references`` | list[list[str]] | one or more references per segment                   |
+| ``reference``        | str               | the whole reference answer, canonical format         |
+| ``meta``             | str (JSON)        | source path, layout, answer types, task version ...  |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import DatasetDict, Features, Image, List, Value
+
+ROW_FIELDS = ("id", "task", "images", "prompt", "segment_labels", "segment_references", "reference", "meta")
+
+FEATURES = Features(
+    {
+        "id": Value("string"),
+        "task": Value("string"),
+        "images": List(Image()),
+        "prompt": List(
+            {
+                "role": Value("string"),
+                "content": List({"type": Value("string"), "text": Value("string")}),
+            }
+        ),
+        "segment_labels": List(Value("string")),
+        "segment_references": List(List(Value("string"))),
+        "reference": Value("string"),
+        "meta": Value("string"),
+    }
+)
+"""Arrow features of a built dataset (``prompt`` content blocks carry ``text=None`` for images)."""
+
+
+class DataError(ValueError):
+    """Bad task input. The message names the offending file and field."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: how to build its data and how to score a segment.
+
+    Attributes:
+        name: registry name (``multichart``, ``docci``, ``mmsci`` ...).
+        version: bumped whenever prompts, parsing or splits change; stored in every row's meta.
+        build: ``build(source, out_dir, **options) -> DatasetDict``; writes ``out_dir`` atomically.
+        segment_reward: name in ``segrl.rewards.SEGMENT_REWARDS`` of the per-segment reward.
+        eval_metrics: names of per-segment metrics reported by ``segrl eval``.
+        description: one line for ``segrl build-data --help``.
+    """
+
+    name: str
+    version: int
+    build: Callable[..., DatasetDict]
+    segment_reward: str
+    eval_metrics: tuple[str, ...]
+    description: str = ""
+
+
+def format_instruction(labels: Sequence[str]) -> str:
+    """The answer-format sentence every prompt ends with (the parser's contract, stated to the model)."""
+    first, last = labels[0], labels[-1]
+    if len(labels) == 1:
+        return f"Answer on one line that starts with '{first}:'."
+    return (
+        f"Answer with one line per question, from '{first}:' to '{last}:', "
+        f"each line starting with its label and a colon, in this order: {', '.join(labels)}."
+    )
+
+
+def save_dataset_atomic(dataset: DatasetDict, out_dir: str | os.PathLike) -> Path:
+    """Save ``dataset`` to ``out_dir`` through a temporary sibling directory and a rename.
+
+    A crash mid-write leaves ``out_dir`` untouched (no partial dataset); an existing
+    ``out_dir`` is replaced only once the new one is complete.
+
+    Returns:
+        The final directory.
+    """
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        dataset.save_to_disk(str(tmp / "data"))
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+        (tmp / "data").rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def make_meta(**fields) -> str:
+    """Serialise a row's ``meta`` (sorted keys, so rows are byte-stable for a seed)."""
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False)
