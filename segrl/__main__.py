@@ -1,0 +1,3 @@
+from segrl.cli import app
+
+app()

@@ -1,0 +1,30 @@
+"""The ``segrl`` command line: one module per subcommand, each parsing then calling one ``main``."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+# Offline by default: model/data hubs are unreachable on many research machines; a hub id
+# still works when the files are cached. Set HF_HUB_OFFLINE=0 to allow downloads.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from segrl.cli import build_data, evaluate, make_tiny_model, report, train, warm_start  # noqa: E402
+
+app = typer.Typer(
+    name="segrl",
+    help="Segment-level credit assignment (SD-GRPO and friends) for RL fine-tuning of VLMs.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(build_data.app, name="build-data")
+app.command("make-tiny-model")(make_tiny_model.command)
+app.command("warm-start")(warm_start.command)
+app.command("train")(train.command)
+app.command("eval")(evaluate.command)
+app.command("report")(report.command)
+
+__all__ = ["app"]

@@ -1,0 +1,39 @@
+"""``segrl train``: RL fine-tuning with a registered algorithm (grpo, sd_grpo, dr_grpo, ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from segrl.config import ConfigError, load_config
+
+console = Console()
+
+
+def command(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment YAML."),
+    algo: str | None = typer.Option(None, help="Override train.algo (grpo, dr_grpo, sd_grpo, sd_dr_grpo, blend)."),
+    model: str | None = typer.Option(None, help="Policy to start from: local path or hub id."),
+    output_dir: str | None = typer.Option(None, help="Override output_dir."),
+    seed: int | None = typer.Option(None, help="Override train.seed."),
+    set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeatable)."),
+) -> None:
+    """Train the policy with TRL's GRPOTrainer and segment-level advantages."""
+    from segrl.trainers.train import main
+
+    overrides = list(set_)
+    if algo:
+        overrides.append(f"train.algo={algo}")
+    if output_dir:
+        overrides.append(f"output_dir={output_dir}")
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+    summary = main(cfg, model=model)
+    console.print(summary)

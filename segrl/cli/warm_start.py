@@ -1,0 +1,37 @@
+"""``segrl warm-start``: supervised fine-tune on the references before RL (TRL SFTTrainer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from segrl.config import ConfigError, load_config
+
+console = Console()
+
+
+def command(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment YAML."),
+    model: str | None = typer.Option(None, help="Start from this model (default: model.name_or_path)."),
+    out: Path | None = typer.Option(None, help="Output directory (default: sft.output_dir)."),
+    set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeatable)."),
+) -> None:
+    """Warm-start the policy with a short supervised fine-tune so RL sees non-zero rewards."""
+    from datasets import load_from_disk
+
+    from segrl.trainers.sft import warm_start
+
+    try:
+        cfg = load_config(config, set_)
+    except ConfigError as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+    ds = load_from_disk(cfg.data.path)
+    result = warm_start(
+        model or cfg.model.name_or_path, ds["train"], out or cfg.sft.output_dir,
+        max_steps=cfg.sft.max_steps, learning_rate=cfg.sft.learning_rate,
+        per_device_train_batch_size=cfg.sft.per_device_train_batch_size, seed=cfg.sft.seed,
+    )
+    console.print(result)

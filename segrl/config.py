@@ -1,0 +1,219 @@
+"""Experiment configs: one YAML per experiment, typed by dataclasses.
+
+A YAML file holds values only; the dataclasses below (and TRL's ``GRPOConfig`` fields via
+:class:`segrl.trainers.config.SegmentGRPOConfig`) give them types. Unknown keys and wrong
+types are errors naming the file and the key. ``--set section.key=value`` overrides apply
+after the file is read.
+
+Sections: ``task``, ``data``, ``model``, ``sft``, ``train`` (SegmentGRPOConfig fields),
+``eval``, and ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the file and key."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "../shared/data/multichartqa"  # raw source directory (task-specific layout)
+    path: str = "data/multichart"  # where `segrl build-data` writes the DatasetDict
+    seed: int = 0
+    test_fraction: float = 0.2
+    limit: int | None = None
+
+
+@dataclass
+class TinyModelConfig:
+    image_size: int = 56
+    vocab_size: int = 2000
+    hidden_size: int = 64
+    num_layers: int = 2
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "models/tiny"  # a local path or a hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct)
+    dtype: str | None = None  # "bfloat16" on GPUs; None = the checkpoint's
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)  # used by `segrl make-tiny-model`
+
+
+@dataclass
+class SFTSection:
+    enabled: bool = True  # warm start before RL (a random tiny model earns no reward)
+    output_dir: str = "models/tiny-sft"
+    max_steps: int = 300
+    learning_rate: float = 1e-3
+    per_device_train_batch_size: int = 8
+    seed: int = 0
+
+
+@dataclass
+class EvalSection:
+    split: str = "test"
+    max_new_tokens: int = 96
+    batch_size: int = 8
+    limit: int | None = None
+
+
+@dataclass
+class ExperimentConfig:
+    task: str = "multichart"
+    output_dir: str = "runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sft: SFTSection = field(default_factory=SFTSection)
+    train: dict[str, Any] = field(default_factory=dict)  # SegmentGRPOConfig fields
+    eval: EvalSection = field(default_factory=EvalSection)
+
+    def grpo_config(self, **overrides):
+        """Build the typed :class:`SegmentGRPOConfig` of the ``train`` section.
+
+        Raises:
+            ConfigError: an unknown ``train`` key, or a value TRL/segrl rejects.
+        """
+        from segrl.trainers.config import SegmentGRPOConfig
+
+        import torch
+
+        defaults: dict[str, Any] = {"output_dir": self.output_dir, "report_to": "none"}
+        if not torch.cuda.is_available():  # CPU: TRL's bf16 default needs a GPU
+            defaults.update(use_cpu=True, bf16=False)
+        values = {**defaults, **self.train, **overrides}
+        known = {f.name for f in dataclasses.fields(SegmentGRPOConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"train: unknown key(s) {unknown} (not SegmentGRPOConfig / GRPOConfig fields)")
+        try:
+            return SegmentGRPOConfig(**values)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"train: {e}") from e
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp``; raise ConfigError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, where)
+    if tp is Any or origin is dict:
+        if origin is dict and not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 1e-3 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _build(cls, values: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _parse_scalar(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` overrides (values parsed as YAML scalars) to a raw config dict.
+
+    Raises:
+        ConfigError: an override without ``=``.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        dotted, text = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {k!r} is not a section")
+        node[keys[-1]] = _parse_scalar(text)
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment config (or the defaults when ``path`` is None) and apply overrides.
+
+    Raises:
+        ConfigError: unreadable YAML, unknown keys, wrong types — naming the file and key;
+            the ``train`` section is checked against ``SegmentGRPOConfig`` here too.
+        FileNotFoundError: ``path`` does not exist.
+    """
+    raw: dict = {}
+    where = "defaults"
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"config file not found: {p}")
+        where = str(p)
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+    raw = apply_overrides(raw, list(overrides or []))
+    try:
+        cfg = _build(ExperimentConfig, raw, "")
+        cfg.grpo_config()  # type-check the train section now, before any compute is spent
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return cfg
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict:
+    """Plain-dict form (for ``run.json`` and logs)."""
+    return dataclasses.asdict(cfg)

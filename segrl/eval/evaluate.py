@@ -1,0 +1,111 @@
+"""``segrl eval``: generate on a split, score every segment, write predictions and metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from datasets import load_from_disk
+from rich.progress import Progress
+
+from segrl.eval.generate import batched, generate
+from segrl.provenance import dataset_fingerprint, now, write_run_json
+from segrl.rewards import format_reward, make_segment_reward
+from segrl.rewards.scorer import score_segments
+from segrl.tasks import TASKS
+
+
+def aggregate(per_metric: dict[str, list[list[float | None]]], formats: list[float]) -> dict:
+    """Summarise per-segment scores.
+
+    Args:
+        per_metric: metric name -> per example, the list of its K_i segment scores
+            (None = reference not scorable, left out).
+        formats: per example, its format reward.
+
+    Returns:
+        ``{metric: mean over all scored segments, metric + "_by_position": [mean at segment k],
+        metric + "_example_mean": mean over examples of the per-example mean, "format": ...}``;
+        for ``accuracy`` also ``all_correct`` (fraction of examples with every segment right).
+    """
+    out: dict = {"format": sum(formats) / len(formats) if formats else None}
+    for name, rows in per_metric.items():
+        flat = [s for r in rows for s in r if s is not None]
+        out[name] = sum(flat) / len(flat) if flat else None
+        K = max((len(r) for r in rows), default=0)
+        by_pos = []
+        for k in range(K):
+            vals = [r[k] for r in rows if k < len(r) and r[k] is not None]
+            by_pos.append(sum(vals) / len(vals) if vals else None)
+        out[f"{name}_by_position"] = by_pos
+        ex = [sum(v for v in r if v is not None) / max(1, sum(v is not None for v in r)) for r in rows if r]
+        out[f"{name}_example_mean"] = sum(ex) / len(ex) if ex else None
+        if name == "accuracy":
+            out["all_correct"] = sum(all(v == 1.0 for v in r if v is not None) for r in rows) / max(1, len(rows))
+    return out
+
+
+def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "test",
+         max_new_tokens: int = 96, batch_size: int = 8, limit: int | None = None, dtype: str | None = None) -> dict:
+    """Evaluate ``model`` on ``data``'s ``split``; write ``predictions.jsonl``, ``metrics.json``, ``run.json``.
+
+    Raises:
+        FileNotFoundError: the dataset directory does not exist.
+        KeyError: unknown task or split (listing the known ones).
+    """
+    from segrl.models.loading import load_policy
+
+    task = TASKS.get(task_name)
+    if not Path(data).exists():
+        raise FileNotFoundError(f"dataset not found at {data}: run `segrl build-data {task_name}` first")
+    ds = load_from_disk(data)
+    if split not in ds:
+        raise KeyError(f"split {split!r} not in {data}; available: {list(ds)}")
+    rows = ds[split]
+    if limit is not None:
+        rows = rows.select(range(min(limit, len(rows))))
+    corpus = [refs for r in ds["train"]["segment_references"] for refs in r] if "train" in ds else None
+    metrics = {name: make_segment_reward(name, reference_corpus=corpus) for name in task.eval_metrics}
+
+    torch.manual_seed(0)
+    policy, processor = load_policy(model, dtype=dtype)
+    policy.eval()
+    started, t0 = now(), time.time()
+    completions: list[str] = []
+    with Progress(transient=True) as progress:
+        bar = progress.add_task(f"eval {task_name}/{split}", total=len(rows))
+        for batch in batched(rows, batch_size):
+            completions.extend(generate(policy, processor, batch, max_new_tokens=max_new_tokens))
+            progress.advance(bar, len(batch))
+
+    labels = rows["segment_labels"]
+    refs = rows["segment_references"]
+    per_metric: dict[str, list[list[float | None]]] = {}
+    for name, fn in metrics.items():
+        sc = score_segments(completions, labels, refs, fn)
+        per_metric[name] = [
+            [float(sc.rewards[i, k]) if sc.mask[i, k] else None for k in range(len(labels[i]))]
+            for i in range(len(completions))
+        ]
+    formats = format_reward(completions, labels)
+    summary = aggregate(per_metric, formats)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "predictions.jsonl").open("w") as f:
+        for i, row_id in enumerate(rows["id"]):
+            rec = {"id": row_id, "completion": completions[i], "reference": rows[i]["reference"],
+                   "format": formats[i], **{name: per_metric[name][i] for name in per_metric}}
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    result = {
+        "task": task.name, "task_version": task.version, "model": model, "split": split,
+        "n_examples": len(completions), "n_segments": sum(len(x) for x in labels),
+        "metrics": summary, "wall_time_s": round(time.time() - t0, 1),
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_run_json(out, kind="eval", task={"name": task.name, "version": task.version}, model=model,
+                   data={"path": data, "split": split, "fingerprint": dataset_fingerprint(data)},
+                   started=started, finished=now(), summary=result)
+    return result

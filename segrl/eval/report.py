@@ -1,0 +1,91 @@
+"""``segrl report``: collect eval runs into one table (pandas), print it (rich), write md + csv."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+SCALAR_METRICS = ("accuracy", "accuracy_example_mean", "all_correct", "format")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from e
+
+
+def find_eval_dirs(paths: list[str | Path]) -> list[Path]:
+    """Every directory at or below ``paths`` holding a ``metrics.json`` (sorted)."""
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        if (p / "metrics.json").exists():
+            found.add(p)
+        elif p.is_dir():
+            found.update(m.parent for m in p.rglob("metrics.json"))
+        else:
+            raise FileNotFoundError(f"no eval run at {p} (expected a directory with metrics.json)")
+    return sorted(found)
+
+
+def collect(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per eval run: run, task, algo, model, n, the scalar metrics, commit.
+
+    ``algo`` comes from the evaluated model's own ``run.json`` when it was trained by
+    ``segrl train``; otherwise it is ``"(init)"`` (a warm-started or base model).
+
+    Raises:
+        FileNotFoundError: a path holds no eval run.
+        ValueError: the runs mix task versions or data fingerprints (results not comparable).
+    """
+    rows = []
+    for d in find_eval_dirs(paths):
+        m = _read_json(d / "metrics.json")
+        run = _read_json(d / "run.json") if (d / "run.json").exists() else {}
+        model_run = Path(m["model"]) / "run.json"
+        algo = _read_json(model_run).get("algo", "(init)") if model_run.exists() else "(init)"
+        row = {
+            "run": d.name if d.name != "eval" else d.parent.name,
+            "task": f"{m['task']} v{m.get('task_version', '?')}",
+            "algo": algo,
+            "n": m["n_examples"],
+            "segments": m["n_segments"],
+        }
+        for k in SCALAR_METRICS:
+            v = m["metrics"].get(k)
+            if v is not None:
+                row[k] = round(float(v), 4)
+        row["data"] = (run.get("data") or {}).get("fingerprint")
+        commit = (run.get("git") or {}).get("commit")
+        row["commit"] = (commit or "?")[:8] + ("+dirty" if (run.get("git") or {}).get("dirty") else "")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        for col in ("task", "data"):
+            if df[col].nunique(dropna=False) > 1:
+                raise ValueError(f"runs differ in {col}: {sorted(map(str, df[col].unique()))}; report them separately")
+    return df
+
+
+def write(df: pd.DataFrame, out_dir: str | Path, *, title: str, command: str) -> tuple[Path, Path]:
+    """Write ``table.md`` (with the command that made it) and ``table.csv`` under ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv = out / "table.csv"
+    md = out / "table.md"
+    df.to_csv(csv, index=False)
+    md.write_text(f"# {title}\n\nMade by: `{command}`\n\n" + df.to_markdown(index=False) + "\n")
+    return md, csv
+
+
+def show(df: pd.DataFrame, title: str, console: Console | None = None) -> None:
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if df[col].dtype.kind in "fi" else "left")
+    for _, r in df.iterrows():
+        table.add_row(*["" if pd.isna(v) else str(v) for v in r.tolist()])
+    (console or Console()).print(table)

@@ -1,0 +1,119 @@
+"""Score every segment of a batch of completions with one metric call.
+
+The trainer, ``segrl eval`` and the benchmarks all go through :func:`score_segments`: it
+parses each completion (:func:`segrl.tasks.segments.parse_segments`), flattens the present
+segments of the whole batch into one ``metric(predictions, references)`` call (so batched
+metrics such as CIDEr-D or METEOR see the batch at once), and puts the scores back in a
+``(B, K)`` tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from segrl.tasks.segments import ParsedCompletion, parse_segments
+
+Metric = Callable[..., list]
+
+
+class RewardError(RuntimeError):
+    """A reward function failed or returned a malformed result (a bug, never a model-output problem)."""
+
+
+@dataclass(frozen=True)
+class SegmentScores:
+    """Per-segment scores of a batch.
+
+    Attributes:
+        rewards: ``(B, K)`` float. r[i, k] = the metric's score of segment k; 0.0 for a
+            missing segment (it still counts in its group's statistics) and for padding.
+        mask: ``(B, K)`` bool, True where segment k exists for the prompt (k < K_i) and its
+            reference could be scored (the metric did not return None).
+        present: ``(B, K)`` bool, True where the completion wrote segment k.
+        parsed: the B parse results (texts and character spans).
+    """
+
+    rewards: torch.Tensor
+    mask: torch.Tensor
+    present: torch.Tensor
+    parsed: list[ParsedCompletion]
+
+    def mean_reward(self) -> torch.Tensor:
+        """``(B,)`` mean of r[i, k] over the masked-in segments (0 if none)."""
+        m = self.mask.float()
+        return (self.rewards * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def score_segments(
+    completions: Sequence[str],
+    segment_labels: Sequence[Sequence[str]],
+    segment_references: Sequence[Sequence[Sequence[str]]],
+    metric: Metric,
+    *,
+    K: int | None = None,
+) -> SegmentScores:
+    """Parse and score a batch of completions segment by segment.
+
+    Args:
+        completions: B completion texts.
+        segment_labels: B label lists (K_i labels each).
+        segment_references: B lists of K_i reference lists.
+        metric: ``metric(predictions: list[str], references: list[list[str]]) -> list[float | None]``.
+        K: pad to this many segments (default: the batch's largest K_i).
+
+    Returns:
+        A :class:`SegmentScores` of shape ``(B, K)``.
+
+    Raises:
+        ValueError: if the three lists differ in length, or a row's labels and references differ.
+        RewardError: if the metric raises or returns the wrong number of scores or a non-finite
+            score — never silently replaced by a default value.
+    """
+    B = len(completions)
+    if not (len(segment_labels) == len(segment_references) == B):
+        raise ValueError(
+            f"score_segments: {B} completions, {len(segment_labels)} label lists, "
+            f"{len(segment_references)} reference lists"
+        )
+    for i, (labs, refs) in enumerate(zip(segment_labels, segment_references)):
+        if len(labs) != len(refs):
+            raise ValueError(f"row {i}: {len(labs)} segment_labels but {len(refs)} segment_references")
+    K = max((len(x) for x in segment_labels), default=0) if K is None else K
+    parsed = [parse_segments(c if isinstance(c, str) else "", labs) for c, labs in zip(completions, segment_labels)]
+
+    rewards = torch.zeros(B, K)
+    mask = torch.zeros(B, K, dtype=torch.bool)
+    present = torch.zeros(B, K, dtype=torch.bool)
+    where, preds, refs = [], [], []
+    for i, p in enumerate(parsed):
+        for k, seg in enumerate(p.segments):
+            mask[i, k] = True
+            if seg.present:
+                present[i, k] = True
+                where.append((i, k))
+                preds.append(seg.text)
+                refs.append([str(r) for r in segment_references[i][k]])
+    # References that cannot be scored mask their segment for every rollout of the prompt,
+    # present or not: ask the metric about missing segments' references too.
+    missing = [(i, k) for i in range(B) for k in range(len(parsed[i].segments)) if not present[i, k]]
+    probe_refs = [[str(r) for r in segment_references[i][k]] for i, k in missing]
+    try:
+        scores = list(metric(preds + [""] * len(missing), refs + probe_refs)) if (preds or missing) else []
+    except Exception as e:  # noqa: BLE001 - re-raised with context, never swallowed
+        name = getattr(metric, "__name__", type(metric).__name__)
+        raise RewardError(f"segment reward {name!r} raised {type(e).__name__}: {e}") from e
+    if len(scores) != len(preds) + len(missing):
+        raise RewardError(f"segment reward returned {len(scores)} scores for {len(preds) + len(missing)} segments")
+    for (i, k), s in zip(where + missing, scores):
+        if s is None:
+            mask[i, k] = False
+            continue
+        s = float(s)
+        if s != s or s in (float("inf"), float("-inf")):
+            raise RewardError(f"segment reward returned a non-finite score {s} for row {i}, segment {k}")
+        if present[i, k]:
+            rewards[i, k] = s
+    return SegmentScores(rewards=rewards, mask=mask, present=present, parsed=parsed)

@@ -1,0 +1,235 @@
+"""Advantage estimators: small pure torch functions, one registry entry per algorithm.
+
+Shapes: ``B`` rollouts (completions) in the batch, ordered as TRL orders them — ``B / G``
+consecutive groups of ``G = num_generations`` rollouts of the same prompt; ``K`` the largest
+number of segments of any prompt in the batch (prompts with fewer segments are padded and
+masked).
+
+Every estimator returns an :class:`Advantages`: a rollout-level advantage ``(B,)`` (used for
+tokens outside every segment: preamble, separators, EOS; and for every token by scalar
+algorithms) and, for segment-level algorithms, a per-segment advantage ``(B, K)``.
+:mod:`segrl.trainers.token_mapping` turns that into the ``(B, T)`` tensor TRL's loss takes.
+
+Normalisation follows TRL's ``GRPOTrainer`` exactly (so ``grpo`` here equals TRL's own
+advantage): group mean, Bessel-corrected group standard deviation, ``eps = 1e-4`` added to
+the std. NaN entries (a reward that could not be scored) are left out of the statistics and
+get advantage 0.
+
+Adding an algorithm = one function and one ``@ALGORITHMS.register`` line below, plus the TRL
+options it needs in :data:`ALGORITHM_TRL_OPTIONS` (e.g. ``loss_type``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from segrl.registry import Registry
+
+EPS = 1e-4
+"""Added to the group std before dividing (TRL ``GRPOTrainer``: ``std + 1e-4``)."""
+
+
+@dataclass(frozen=True)
+class AdvantageInputs:
+    """What an estimator sees for one generation batch (all processes gathered).
+
+    Attributes:
+        holistic_rewards: ``(B,)`` float, the rollout-level reward R[i].
+        segment_rewards: ``(B, K)`` float, r[i, k]; a missing segment has reward 0 (it still
+            counts in its group's statistics); padded or unscorable entries may hold anything.
+        segment_mask: ``(B, K)`` bool, True where segment k exists for rollout i's prompt and
+            its reference could be scored.
+        num_generations: G, rollouts per group; ``B % G == 0``.
+    """
+
+    holistic_rewards: torch.Tensor
+    segment_rewards: torch.Tensor
+    segment_mask: torch.Tensor
+    num_generations: int
+
+    def __post_init__(self) -> None:
+        B = self.holistic_rewards.shape[0]
+        if self.holistic_rewards.dim() != 1:
+            raise ValueError(f"holistic_rewards must be (B,), got {tuple(self.holistic_rewards.shape)}")
+        if self.segment_rewards.dim() != 2 or self.segment_rewards.shape[0] != B:
+            raise ValueError(f"segment_rewards must be (B={B}, K), got {tuple(self.segment_rewards.shape)}")
+        if self.segment_mask.shape != self.segment_rewards.shape:
+            raise ValueError(
+                f"segment_mask {tuple(self.segment_mask.shape)} != segment_rewards "
+                f"{tuple(self.segment_rewards.shape)}"
+            )
+        if self.num_generations < 1 or B % self.num_generations:
+            raise ValueError(f"batch of {B} rollouts is not a whole number of groups of {self.num_generations}")
+
+
+@dataclass(frozen=True)
+class Advantages:
+    """Estimator output.
+
+    Attributes:
+        rollout: ``(B,)`` rollout-level advantage.
+        segment: ``(B, K)`` per-segment advantage (0 where masked), or None for scalar algorithms.
+    """
+
+    rollout: torch.Tensor
+    segment: torch.Tensor | None = None
+
+
+class Estimator(Protocol):
+    def __call__(self, batch: AdvantageInputs, **options: float) -> Advantages: ...
+
+
+ALGORITHMS: Registry[Estimator] = Registry("algorithm")
+
+ALGORITHM_TRL_OPTIONS: dict[str, dict[str, object]] = {}
+"""TRL ``GRPOConfig`` values an algorithm requires (the trainer config refuses contradictions)."""
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def group_normalize(x: torch.Tensor, num_generations: int, scale: str = "group", eps: float = EPS) -> torch.Tensor:
+    """Centre (and scale) ``x`` within each group of ``G`` consecutive rows, ignoring NaNs.
+
+    ``A[i] = (x[i] - mean_g x) / (std_g x + eps)`` with the Bessel-corrected std
+    (GRPO: Shao et al. 2024, "DeepSeekMath", Sec. 4.1.2, outcome supervision; TRL ``GRPOTrainer``).
+    ``scale="none"`` drops the division (Dr. GRPO: Liu et al. 2025, "Understanding R1-Zero-Like
+    Training", Sec. 3.1, eq. 3).
+
+    Args:
+        x: ``(B,)`` or ``(B, K)`` float; NaN marks an entry to leave out of the statistics.
+        num_generations: G.
+        scale: ``"group"`` (divide by the group std) or ``"none"``.
+        eps: added to the std.
+
+    Returns:
+        Same shape as ``x``; 0 where ``x`` is NaN, and 0 for a whole zero-variance group.
+
+    Raises:
+        ValueError: on an unknown ``scale`` or a batch that is not a whole number of groups.
+    """
+    if scale not in ("group", "none"):
+        raise ValueError(f"scale must be 'group' or 'none', got {scale!r}")
+    B = x.shape[0]
+    if B % num_generations:
+        raise ValueError(f"batch of {B} rows is not a whole number of groups of {num_generations}")
+    g = x.reshape(B // num_generations, num_generations, *x.shape[1:]).float()
+    valid = ~torch.isnan(g)
+    count = valid.sum(dim=1, keepdim=True)
+    filled = torch.where(valid, g, torch.zeros_like(g))
+    mean = filled.sum(dim=1, keepdim=True) / count.clamp(min=1)
+    centred = torch.where(valid, g - mean, torch.zeros_like(g))
+    if scale == "group":
+        var = (centred**2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)
+        centred = centred / (var.sqrt() + eps)
+    return centred.reshape(x.shape)
+
+
+def blend_rewards(holistic: torch.Tensor, segment: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Reward-level blend ``r'[i,k] = alpha * R[i] + (1 - alpha) * r[i,k]``.
+
+    Source: SD-GRPO's shared-context setting (sub-figure captioning), where the holistic
+    reward is mixed into each segment's reward before normalisation. ``alpha = 0`` is
+    SD-GRPO, ``alpha = 1`` is GRPO.
+
+    Args:
+        holistic: ``(B,)``. segment: ``(B, K)``. alpha: in [0, 1].
+
+    Returns:
+        ``(B, K)``.
+
+    Raises:
+        ValueError: if alpha is outside [0, 1].
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if alpha == 1.0:  # exactly R[i], so alpha = 1 reproduces GRPO bit for bit
+        return holistic[:, None].expand_as(segment).clone()
+    if alpha == 0.0:
+        return segment.clone()
+    return alpha * holistic[:, None] + (1.0 - alpha) * segment
+
+
+def _masked(segment_rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask, segment_rewards.float(), torch.full_like(segment_rewards, float("nan"), dtype=torch.float))
+
+
+def _segment_level(batch: AdvantageInputs, rewards: torch.Tensor, scale: str, eps: float) -> Advantages:
+    rollout = group_normalize(batch.holistic_rewards, batch.num_generations, scale, eps)
+    segment = group_normalize(_masked(rewards, batch.segment_mask), batch.num_generations, scale, eps)
+    return Advantages(rollout=rollout, segment=segment)
+
+
+# --------------------------------------------------------------------------- the algorithms
+
+
+@ALGORITHMS.register("grpo")
+def grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
+    """GRPO: every token of rollout i gets ``A[i] = (R[i] - mean_g R) / (std_g R + eps)``.
+
+    Source: Shao et al. 2024 (DeepSeekMath), Sec. 4.1.2. Returns ``rollout (B,)`` only.
+    """
+    return Advantages(rollout=group_normalize(batch.holistic_rewards, batch.num_generations, "group", eps))
+
+
+@ALGORITHMS.register("dr_grpo")
+def dr_grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
+    """Dr. GRPO: ``A[i] = R[i] - mean_g R`` (no std division); the loss uses TRL's ``loss_type="dr_grpo"``
+    (sum over tokens divided by ``B * max_completion_length``).
+
+    Source: Liu et al. 2025, "Understanding R1-Zero-Like Training: A Critical Perspective", eq. 3.
+    """
+    return Advantages(rollout=group_normalize(batch.holistic_rewards, batch.num_generations, "none", eps))
+
+
+@ALGORITHMS.register("sd_grpo")
+def sd_grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
+    """SD-GRPO: per-segment group normalisation.
+
+    ``A[i,k] = (r[i,k] - mean_g r[:,k]) / (std_g r[:,k] + eps)`` over the G rollouts of a
+    prompt, separately for each segment k; masked segments are left out and get 0. Tokens of
+    segment k of rollout i carry ``A[i,k]``; tokens outside every segment carry the GRPO
+    advantage of the holistic reward. Returns ``rollout (B,)`` and ``segment (B, K)``.
+
+    Source: Segment-Decomposed GRPO (the per-segment advantage, as stated in segrl's brief).
+    """
+    return _segment_level(batch, batch.segment_rewards, "group", eps)
+
+
+@ALGORITHMS.register("sd_dr_grpo")
+def sd_dr_grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
+    """SD-GRPO inside Dr. GRPO: ``A[i,k] = r[i,k] - mean_g r[:,k]`` (no std), loss ``dr_grpo``."""
+    return _segment_level(batch, batch.segment_rewards, "none", eps)
+
+
+@ALGORITHMS.register("blend")
+def blend(batch: AdvantageInputs, *, alpha: float = 0.5, eps: float = EPS, **_: float) -> Advantages:
+    """Blend: SD-GRPO on ``r'[i,k] = alpha * R[i] + (1 - alpha) * r[i,k]`` (see :func:`blend_rewards`).
+
+    ``alpha = 0`` gives :func:`sd_grpo`; ``alpha = 1`` gives exactly :func:`grpo` on every token.
+    """
+    rewards = blend_rewards(batch.holistic_rewards, batch.segment_rewards, alpha)
+    return _segment_level(batch, rewards, "group", eps)
+
+
+ALGORITHM_TRL_OPTIONS.update(
+    {
+        "grpo": {"loss_type": "grpo", "scale_rewards": "group"},
+        "sd_grpo": {"loss_type": "grpo", "scale_rewards": "group"},
+        "blend": {"loss_type": "grpo", "scale_rewards": "group"},
+        "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
+        "sd_dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
+    }
+)
+
+
+def compute_advantages(algo: str, batch: AdvantageInputs, **options: float) -> Advantages:
+    """Run the registered estimator ``algo`` on ``batch``.
+
+    Raises:
+        KeyError: unknown ``algo`` (the message lists the known ones).
+    """
+    return ALGORITHMS.get(algo)(batch, **options)

@@ -1,0 +1,81 @@
+"""``segrl train``: RL fine-tuning of a VLM policy with a registered advantage estimator."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from datasets import load_from_disk
+
+from segrl.config import ExperimentConfig, config_to_dict
+from segrl.provenance import dataset_fingerprint, now, write_run_json
+from segrl.rewards import make_segment_reward
+from segrl.tasks import TASKS
+
+
+def reference_corpus(dataset) -> list[list[str]]:
+    """Every segment's reference list of a split (CIDEr-D document frequencies come from it)."""
+    return [refs for row_refs in dataset["segment_references"] for refs in row_refs]
+
+
+def main(cfg: ExperimentConfig, *, model: str | None = None) -> dict:
+    """Train ``model`` (default ``cfg.model.name_or_path``) on ``cfg.data.path``'s train split.
+
+    Writes to ``cfg.output_dir``: the final policy + processor, ``train_log.jsonl`` (TRL's
+    log history, one line per logged step) and ``run.json`` (provenance).
+
+    Returns:
+        A summary dict (steps, wall time, first/last logged reward).
+
+    Raises:
+        FileNotFoundError: the dataset directory does not exist (run ``segrl build-data`` first).
+    """
+    from segrl.models.loading import load_policy
+    from segrl.trainers.segment_grpo import SegmentGRPOTrainer
+
+    data_path = Path(cfg.data.path)
+    if not data_path.exists():
+        raise FileNotFoundError(f"dataset not found at {data_path}: run `segrl build-data {cfg.task}` first")
+    task = TASKS.get(cfg.task)
+    dataset = load_from_disk(str(data_path))
+    train = dataset["train"]
+    args = cfg.grpo_config()
+    name = model or cfg.model.name_or_path
+    policy, processor = load_policy(name, dtype=cfg.model.dtype)
+    metric = make_segment_reward(task.segment_reward, reference_corpus=reference_corpus(train))
+
+    started, t0 = now(), time.time()
+    trainer = SegmentGRPOTrainer(
+        model=policy, segment_metric=metric, args=args, train_dataset=train, processing_class=processor
+    )
+    trainer.train()
+    wall = time.time() - t0
+    out = Path(args.output_dir)
+    trainer.save_model(str(out))
+    processor.save_pretrained(str(out))
+    history = trainer.state.log_history
+    with (out / "train_log.jsonl").open("w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+    rewards = [r["reward"] for r in history if "reward" in r]
+    summary = {
+        "steps": trainer.state.global_step,
+        "wall_time_s": round(wall, 1),
+        "reward_first": rewards[0] if rewards else None,
+        "reward_last": rewards[-1] if rewards else None,
+    }
+    write_run_json(
+        out,
+        kind="train",
+        task={"name": task.name, "version": task.version},
+        algo=args.algo,
+        model=name,
+        config=config_to_dict(cfg),
+        seed=args.seed,
+        data={"path": str(data_path), "fingerprint": dataset_fingerprint(data_path)},
+        started=started,
+        finished=now(),
+        summary=summary,
+    )
+    return summary
