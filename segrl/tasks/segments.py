@@ -147,16 +147,16 @@ def parse_segments(completion: str, labels: Sequence[str]) -> ParsedCompletion:
         re.IGNORECASE | re.MULTILINE,
     )
 
-    # (marker_start, content_start, label index or -1 for unexpected)
-    markers: list[tuple[int, int, int]] = []
+    # (line_start, label_start, content_start, label index or -1 for unexpected)
+    markers: list[tuple[int, int, int, int]] = []
     for m in pattern.finditer(completion):
         found = re.sub(r"\s+", " ", m.group(1).strip().lower())
         k = norm.get(found, canon.get(found, -1))
-        markers.append((m.start(1), m.end(), k))
+        markers.append((m.start(), m.start(1), m.end(), k))
 
     first: dict[int, int] = {}
     duplicates = unexpected = 0
-    for idx, (_, _, k) in enumerate(markers):
+    for idx, (_, _, _, k) in enumerate(markers):
         if k < 0:
             unexpected += 1
         elif k in first:
@@ -170,7 +170,7 @@ def parse_segments(completion: str, labels: Sequence[str]) -> ParsedCompletion:
             segments.append(Segment(lab, None))
             continue
         idx = first[k]
-        mstart, cstart, _ = markers[idx]
+        _, mstart, cstart, _ = markers[idx]
         cend = markers[idx + 1][0] if idx + 1 < len(markers) else len(completion)
         raw = completion[cstart:cend]
         text = raw.strip()
