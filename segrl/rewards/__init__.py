@@ -1,0 +1,115 @@
+"""Per-segment rewards by name, and the format reward.
+
+A per-segment metric has one batched signature::
+
+    metric(predictions: list[str], references: list[list[str]], **kwargs) -> list[float | None]
+
+one score per (segment text, its references) pair; ``None`` only when the *reference*
+cannot be scored, never an exception on model text. :data:`SEGMENT_REWARDS` maps a name to
+a *factory* that builds such a metric (``reference_corpus`` is offered to every factory;
+only ``cider_d`` uses it); :func:`make_segment_reward` is the one entry point.
+
+Names: ``accuracy`` (relaxed chart-QA accuracy, :mod:`segrl.rewards.accuracy`),
+``bleu1`` .. ``bleu4`` (sentence BLEU-n) and ``cider_d`` (CIDEr-D with corpus document
+frequencies), both in :mod:`segrl.rewards.caption`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from segrl.registry import Registry
+from segrl.rewards.accuracy import DEFAULT_ABS_TOL, DEFAULT_REL_TOL, accuracy, check_tolerances
+from segrl.rewards.caption import CiderD, bleu, cider_d_pycoco, tokenize
+from segrl.rewards.format import format_reward
+
+SegmentMetric = Callable[..., list]
+"""``(predictions: list[str], references: list[list[str]], **kw) -> list[float | None]``."""
+
+Corpus = Sequence[Sequence[str]]
+
+SEGMENT_REWARDS: Registry[Callable[..., SegmentMetric]] = Registry("segment reward")
+
+
+def _bind(fn: Callable[..., list], name: str, **bound) -> SegmentMetric:
+    """``fn`` with keyword arguments fixed, named ``name`` (the scorer's error messages use it)."""
+
+    def metric(predictions, references, **kwargs):
+        return fn(predictions, references, **{**kwargs, **bound})
+
+    metric.__name__ = metric.__qualname__ = name
+    metric.__doc__ = f"{name}: {fn.__name__}(predictions, references) with {bound or 'defaults'}."
+    return metric
+
+
+@SEGMENT_REWARDS.register("accuracy")
+def _accuracy_factory(
+    *,
+    reference_corpus: Corpus | None = None,
+    rel_tol: float = DEFAULT_REL_TOL,
+    abs_tol: float = DEFAULT_ABS_TOL,
+) -> SegmentMetric:
+    """Relaxed accuracy (``reference_corpus`` unused). Raises ``ValueError`` on a bad tolerance."""
+    check_tolerances(rel_tol, abs_tol)
+    return _bind(accuracy, "accuracy", rel_tol=rel_tol, abs_tol=abs_tol)
+
+
+def _bleu_factory(n: int) -> Callable[..., SegmentMetric]:
+    """Factory of sentence BLEU-``n`` (``reference_corpus`` unused)."""
+
+    def factory(*, reference_corpus: Corpus | None = None) -> SegmentMetric:
+        return _bind(bleu, f"bleu{n}", n=n)
+
+    factory.__name__ = f"_bleu{n}_factory"
+    return factory
+
+
+for _n in (1, 2, 3, 4):
+    SEGMENT_REWARDS.add(f"bleu{_n}", _bleu_factory(_n))
+
+
+@SEGMENT_REWARDS.register("cider_d")
+def _cider_d_factory(
+    *, reference_corpus: Corpus | None = None, sigma: float = 6.0, n: int = 4
+) -> SegmentMetric:
+    """CIDEr-D with df from ``reference_corpus``.
+
+    Raises:
+        ValueError: ``reference_corpus`` is None or has no document with a token.
+    """
+    if reference_corpus is None:
+        raise ValueError(
+            "cider_d needs reference_corpus= (the training split's segment references) for its "
+            "document frequencies; got None"
+        )
+    return CiderD(reference_corpus, sigma=sigma, n=n)
+
+
+def make_segment_reward(name: str, *, reference_corpus: Corpus | None = None, **kwargs) -> SegmentMetric:
+    """A ready per-segment metric by registry name.
+
+    Args:
+        name: ``accuracy``, ``bleu1`` .. ``bleu4`` or ``cider_d``.
+        reference_corpus: one reference list per training segment (required by ``cider_d``,
+            ignored by the others).
+        **kwargs: the metric's options (``rel_tol``/``abs_tol`` for accuracy, ``sigma``/``n``
+            for cider_d); an unknown option raises ``TypeError``.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+        ValueError: ``cider_d`` without a usable corpus, or an invalid option value.
+    """
+    return SEGMENT_REWARDS.get(name)(reference_corpus=reference_corpus, **kwargs)
+
+
+__all__ = [
+    "SEGMENT_REWARDS",
+    "CiderD",
+    "SegmentMetric",
+    "accuracy",
+    "bleu",
+    "cider_d_pycoco",
+    "format_reward",
+    "make_segment_reward",
+    "tokenize",
+]
