@@ -1,0 +1,58 @@
+"""The batch segment scorer: one metric call per batch, missing = 0, unscorable = masked, errors loud."""
+
+import pytest
+import torch
+
+from segrl.rewards import make_segment_reward
+from segrl.rewards.scorer import RewardError, score_segments
+
+
+class Counting:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, predictions, references, **kw):
+        self.calls += 1
+        return self.fn(predictions, references)
+
+
+def test_scores_missing_and_padding():
+    acc = Counting(make_segment_reward("accuracy"))
+    completions = ["Answer 1: 3\nAnswer 2: red", "Answer 2: blue", "Answer 1: (B)"]
+    labels = [["Answer 1", "Answer 2"], ["Answer 1", "Answer 2"], ["Answer 1"]]
+    refs = [[["3"], ["Red"]], [["3"], ["Red"]], [["B"]]]
+    s = score_segments(completions, labels, refs, acc)
+    assert acc.calls == 1  # the whole batch in one call
+    assert torch.equal(s.rewards, torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]))
+    # Row 1 did not write Answer 1: reward 0 but still in the statistics (mask True);
+    # row 2 has one segment: k=1 is padding (mask False).
+    assert s.mask.tolist() == [[True, True], [True, True], [True, False]]
+    assert s.present.tolist() == [[True, True], [False, True], [True, False]]
+    torch.testing.assert_close(s.mean_reward(), torch.tensor([1.0, 0.0, 1.0]))
+
+
+def test_unscorable_reference_masks_the_segment_for_every_rollout():
+    acc = make_segment_reward("accuracy")
+    s = score_segments(["Answer 1: x\nAnswer 2: 5", "Answer 2: 5"], [["Answer 1", "Answer 2"]] * 2,
+                       [[[""], ["5"]]] * 2, acc)
+    assert s.mask.tolist() == [[False, True], [False, True]]
+    assert s.rewards.tolist() == [[0.0, 1.0], [0.0, 1.0]]
+
+
+def test_metric_failures_are_loud_not_zero():
+    def boom(predictions, references):
+        raise ZeroDivisionError("bad parser")
+
+    with pytest.raises(RewardError, match="boom.*ZeroDivisionError"):
+        score_segments(["Answer 1: x"], [["Answer 1"]], [[["x"]]], boom)
+    with pytest.raises(RewardError, match="returned 0 scores for 1"):
+        score_segments(["Answer 1: x"], [["Answer 1"]], [[["x"]]], lambda p, r: [])
+    with pytest.raises(RewardError, match="non-finite"):
+        score_segments(["Answer 1: x"], [["Answer 1"]], [[["x"]]], lambda p, r: [float("nan")])
+
+
+def test_input_length_mismatches_raise():
+    with pytest.raises(ValueError, match="2 completions, 1 label lists"):
+        score_segments(["a", "b"], [["Answer 1"]], [[["x"]]], make_segment_reward("accuracy"))
+    with pytest.raises(ValueError, match="row 0: 1 segment_labels but 2 segment_references"):
+        score_segments(["a"], [["Answer 1"]], [[["x"], ["y"]]], make_segment_reward("accuracy"))
