@@ -1,0 +1,125 @@
+"""Load a policy (model + processor) from a local directory or a hub id, and save one atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""Accepted ``dtype`` strings of :func:`load_policy` (``None`` = ``"auto"``: the checkpoint's dtype)."""
+
+
+def _looks_local(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` means a local path rather than a hub id ``owner/name``.
+
+    Local when it starts with ``.``, ``/`` or ``~``, exists, has more than one ``/`` (a hub id
+    has at most one), or some ancestor directory of it exists here (``models/tiny`` when
+    ``models/`` exists).
+    """
+    if name_or_path.startswith((".", "/", "~")) or os.sep != "/" and os.sep in name_or_path:
+        return True
+    p = Path(name_or_path)
+    if p.exists() or name_or_path.count("/") > 1:
+        return True
+    return any(parent.exists() for parent in p.parents if str(parent) not in ("", "."))
+
+
+def resolve_local(name_or_path: str) -> str:
+    """``name_or_path`` unchanged for a hub id, or the expanded local directory.
+
+    Raises:
+        FileNotFoundError: a local path (see :func:`_looks_local`) that does not exist, or a
+            directory without ``config.json`` (not a saved model); the message names it.
+    """
+    if not _looks_local(name_or_path):
+        return name_or_path
+    p = Path(name_or_path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(
+            f"model path not found: {name_or_path} (build one with `segrl make-tiny-model`, or pass a hub id)"
+        )
+    if not (p / "config.json").is_file():
+        raise FileNotFoundError(f"not a saved model (no config.json): {name_or_path}")
+    return str(p)
+
+
+def load_policy(name_or_path: str, *, dtype: str | None = None) -> tuple[Any, Any]:
+    """Load an image-text-to-text model and its processor, ready for batched generation.
+
+    Works the same for a local directory (e.g. the tiny LLaVA of :mod:`segrl.models.tiny`)
+    and a hub id (e.g. ``Qwen/Qwen2.5-VL-3B-Instruct``); nothing is special-cased.
+
+    Args:
+        name_or_path: local directory or hub id.
+        dtype: ``"bfloat16"``, ``"float16"``, ``"float32"``, ``"auto"`` or ``None`` (= the
+            checkpoint's dtype).
+
+    Returns:
+        ``(model, processor)``: the ``AutoModelForImageTextToText`` model (train mode off,
+        as ``from_pretrained`` leaves it) and the ``AutoProcessor``. The processor's tokenizer
+        has a pad token (its EOS if it had none) and ``padding_side="left"``; the model's
+        ``generation_config.pad_token_id`` is set when missing.
+
+    Raises:
+        FileNotFoundError: ``name_or_path`` looks like a local path that does not exist.
+        ValueError: unknown ``dtype``.
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    key = "auto" if dtype is None else str(dtype).removeprefix("torch.")
+    if key not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPES)} or None")
+    source = resolve_local(name_or_path)
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=DTYPES[key])
+    processor = AutoProcessor.from_pretrained(source)
+    tok = getattr(processor, "tokenizer", processor)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    gen = getattr(model, "generation_config", None)
+    if gen is not None and gen.pad_token_id is None:
+        gen.pad_token_id = tok.pad_token_id
+    return model, processor
+
+
+def save_policy_atomic(
+    model, processor, out_dir: str | os.PathLike, *, extra_json: dict[str, Any] | None = None
+) -> Path:
+    """``save_pretrained`` model + processor into ``out_dir`` through a temporary sibling and a rename.
+
+    A crash mid-write leaves ``out_dir`` as it was; an existing ``out_dir`` is replaced only
+    once the new one is complete.
+
+    Args:
+        model: a ``PreTrainedModel``.
+        processor: its processor (or tokenizer).
+        out_dir: final directory.
+        extra_json: ``{file name: JSON-serialisable object}`` written next to the model.
+
+    Returns:
+        The final directory (resolved).
+    """
+    out = Path(out_dir).expanduser().resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.save_pretrained(str(tmp / "model"))
+        processor.save_pretrained(str(tmp / "model"))
+        for name, obj in (extra_json or {}).items():
+            (tmp / "model" / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+        (tmp / "model").rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
