@@ -1,5 +1,6 @@
 """Token mapping: character spans -> token segment ids -> (B, T) advantages."""
 
+import pytest
 import torch
 
 from segrl.tasks.segments import parse_segments
@@ -7,6 +8,7 @@ from segrl.trainers.token_mapping import (
     assign_tokens_to_segments,
     map_advantages_to_tokens,
     segment_index_tensor,
+    token_char_offsets,
 )
 
 
@@ -32,3 +34,50 @@ def test_map_advantages_to_tokens_by_hand():
     out = map_advantages_to_tokens(rollout, segment, token_segment)
     assert torch.equal(out, torch.tensor([[0.5, 1.0, 1.0, 2.0], [4.0, -1.0, -1.0, -1.0]]))
     assert torch.equal(map_advantages_to_tokens(rollout, None, token_segment), rollout[:, None].expand(2, 4))
+
+
+# ---------------------------------------------------------------- on the real tiny tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer(colour_tiny_model):
+    from segrl.models import load_policy
+
+    return load_policy(str(colour_tiny_model))[1].tokenizer
+
+
+def _token_texts_by_segment(tokenizer, ids, text, labels):
+    spans = parse_segments(text, labels).spans
+    seg_of = assign_tokens_to_segments(token_char_offsets(tokenizer, ids, text), spans)
+    groups = {}
+    for t, k in zip(ids, seg_of):
+        groups.setdefault(k, []).append(t)
+    return {k: tokenizer.decode(v) for k, v in groups.items()}, seg_of
+
+
+def test_segment_tokens_on_the_real_tokenizer_carry_their_advantage(tokenizer):
+    text = "Sure.\nAnswer 1: red\nAnswer 2: dark blue"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text
+    by_seg, seg_of = _token_texts_by_segment(tokenizer, ids, text, ["Answer 1", "Answer 2"])
+    assert by_seg[0].strip() == "Answer 1: red"
+    assert by_seg[1].strip() == "Answer 2: dark blue"
+    assert by_seg[-1].replace("\n", "").replace("</s>", "").strip() == "Sure."
+    assert seg_of[-1] == -1  # EOS carries the rollout-level advantage
+    adv = map_advantages_to_tokens(
+        torch.tensor([0.25]), torch.tensor([[1.5, -2.0]]), segment_index_tensor([seg_of], len(ids))
+    )[0]
+    for t, k in enumerate(seg_of):
+        assert adv[t] == {-1: 0.25, 0: 1.5, 1: -2.0}[k]
+
+
+def test_non_canonical_tokenisation_uses_the_exact_fallback(tokenizer):
+    # Sampling can produce a tokenisation the tokenizer would not choose (here: one token per
+    # character); offsets must still be exact, so each character lands in its own segment.
+    text = "Answer 1: ab\nAnswer 2: cd"
+    ids = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(ch)[0]) for ch in text]
+    assert tokenizer(text, add_special_tokens=False)["input_ids"] != ids
+    offsets = token_char_offsets(tokenizer, ids, text)
+    assert offsets == [(i, i + 1) for i in range(len(text))]
+    seg_of = assign_tokens_to_segments(offsets, parse_segments(text, ["Answer 1", "Answer 2"]).spans)
+    assert seg_of == [0] * 12 + [-1] + [1] * 12
