@@ -38,10 +38,10 @@ demo: install
 	$(SEGRL) build-data multichart --source ../shared/data/multichartqa --out data/multichart
 	$(SEGRL) make-tiny-model --data data/multichart --out models/tiny
 	$(SEGRL) warm-start --config $(CONFIG) --model models/tiny --out models/tiny-sft
-	$(SEGRL) eval multichart --model models/tiny-sft --data data/multichart --out $(DEMO_RUNS)/sft/eval
+	$(SEGRL) eval multichart --model models/tiny-sft --data data/multichart --max-image-side 112 --out $(DEMO_RUNS)/sft/eval
 	for algo in sd_grpo grpo; do \
 	  $(SEGRL) train --config $(CONFIG) --model models/tiny-sft --algo $$algo --output-dir $(DEMO_RUNS)/$$algo; \
-	  $(SEGRL) eval multichart --model $(DEMO_RUNS)/$$algo --data data/multichart --out $(DEMO_RUNS)/$$algo/eval; \
+	  $(SEGRL) eval multichart --model $(DEMO_RUNS)/$$algo --data data/multichart --max-image-side 112 --out $(DEMO_RUNS)/$$algo/eval; \
 	done
 	$(SEGRL) report $(DEMO_RUNS) --out results/demo --title "MultiChartQA sample (test split), tiny LLaVA, CPU"
 

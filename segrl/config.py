@@ -32,6 +32,7 @@ class DataConfig:
     seed: int = 0
     test_fraction: float = 0.2
     limit: int | None = None
+    max_image_side: int | None = None  # downscale images in memory before the processor (CPU speed-up)
 
 
 @dataclass

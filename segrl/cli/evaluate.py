@@ -19,6 +19,7 @@ def command(
     max_new_tokens: int = typer.Option(96, help="Generation budget per example (tokens)."),
     batch_size: int = typer.Option(8, help="Examples per generate() call."),
     limit: int | None = typer.Option(None, help="Evaluate only the first N examples."),
+    max_image_side: int | None = typer.Option(None, help="Downscale images (longer side, px) as in training."),
 ) -> None:
     """Evaluate a model; writes predictions.jsonl, metrics.json and run.json."""
     from segrl.eval.evaluate import main
@@ -26,7 +27,7 @@ def command(
     data = data or Path("data") / task
     out = out or Path(model) / "eval"
     result = main(task, model, str(data), str(out), split=split, max_new_tokens=max_new_tokens,
-                  batch_size=batch_size, limit=limit)
+                  batch_size=batch_size, limit=limit, max_image_side=max_image_side)
     m = result["metrics"]
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if not isinstance(v, list)}
     console.print(f"[bold]{task}[/] {split} n={result['n_examples']}: {shown}")

@@ -21,6 +21,7 @@ def command(
     """Warm-start the policy with a short supervised fine-tune so RL sees non-zero rewards."""
     from datasets import load_from_disk
 
+    from segrl.tasks.base import downscale_images
     from segrl.trainers.sft import warm_start
 
     try:
@@ -29,8 +30,9 @@ def command(
         console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from None
     ds = load_from_disk(cfg.data.path)
+    train = downscale_images(ds["train"], cfg.data.max_image_side)
     result = warm_start(
-        model or cfg.model.name_or_path, ds["train"], out or cfg.sft.output_dir,
+        model or cfg.model.name_or_path, train, out or cfg.sft.output_dir,
         max_steps=cfg.sft.max_steps, learning_rate=cfg.sft.learning_rate,
         per_device_train_batch_size=cfg.sft.per_device_train_batch_size, seed=cfg.sft.seed,
     )

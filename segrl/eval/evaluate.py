@@ -15,6 +15,7 @@ from segrl.provenance import dataset_fingerprint, now, write_run_json
 from segrl.rewards import format_reward, make_segment_reward
 from segrl.rewards.scorer import score_segments
 from segrl.tasks import TASKS
+from segrl.tasks.base import downscale_images
 
 
 def aggregate(per_metric: dict[str, list[list[float | None]]], formats: list[float]) -> dict:
@@ -48,7 +49,8 @@ def aggregate(per_metric: dict[str, list[list[float | None]]], formats: list[flo
 
 
 def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "test",
-         max_new_tokens: int = 96, batch_size: int = 8, limit: int | None = None, dtype: str | None = None) -> dict:
+         max_new_tokens: int = 96, batch_size: int = 8, limit: int | None = None, dtype: str | None = None,
+         max_image_side: int | None = None) -> dict:
     """Evaluate ``model`` on ``data``'s ``split``; write ``predictions.jsonl``, ``metrics.json``, ``run.json``.
 
     Raises:
@@ -66,6 +68,7 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
     rows = ds[split]
     if limit is not None:
         rows = rows.select(range(min(limit, len(rows))))
+    rows = downscale_images(rows, max_image_side)
     corpus = [refs for r in ds["train"]["segment_references"] for refs in r] if "train" in ds else None
     metrics = {name: make_segment_reward(name, reference_corpus=corpus) for name in task.eval_metrics}
 
@@ -102,7 +105,7 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
     result = {
         "task": task.name, "task_version": task.version, "model": model, "split": split,
         "n_examples": len(completions), "n_segments": sum(len(x) for x in labels),
-        "metrics": summary, "wall_time_s": round(time.time() - t0, 1),
+        "metrics": summary, "wall_time_s": round(time.time() - t0, 1), "max_image_side": max_image_side,
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     write_run_json(out, kind="eval", task={"name": task.name, "version": task.version}, model=model,

@@ -12,6 +12,7 @@ from segrl.config import ExperimentConfig, config_to_dict
 from segrl.provenance import dataset_fingerprint, now, write_run_json
 from segrl.rewards import make_segment_reward
 from segrl.tasks import TASKS
+from segrl.tasks.base import downscale_images
 
 
 def reference_corpus(dataset) -> list[list[str]]:
@@ -39,7 +40,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None) -> dict:
         raise FileNotFoundError(f"dataset not found at {data_path}: run `segrl build-data {cfg.task}` first")
     task = TASKS.get(cfg.task)
     dataset = load_from_disk(str(data_path))
-    train = dataset["train"]
+    train = downscale_images(dataset["train"], cfg.data.max_image_side)
     args = cfg.grpo_config()
     name = model or cfg.model.name_or_path
     policy, processor = load_policy(name, dtype=cfg.model.dtype)
