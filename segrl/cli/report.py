@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import typer
@@ -25,7 +24,8 @@ def command(
     except (FileNotFoundError, ValueError) as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1) from None
-    command_line = "segrl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    parts = ["segrl", "report", *map(str, runs), "--out", str(out), "--title", title]
+    command_line = " ".join(shlex.quote(a) for a in parts)
     md, csv = write(df, out, title=title, command=command_line)
     show(df, title, console)
     console.print(f"wrote {md} and {csv}")
