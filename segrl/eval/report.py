@@ -64,7 +64,10 @@ def collect(paths: list[str | Path]) -> pd.DataFrame:
         row["commit"] = (commit or "?")[:8] + ("+dirty" if (run.get("git") or {}).get("dirty") else "")
         rows.append(row)
     df = pd.DataFrame(rows)
-    if not df.empty:
+    if not df.empty:  # initial models first, then by run name
+        trained = df["algo"] != "(init)"
+        df = df.assign(_trained=trained).sort_values(["_trained", "run"]).drop(columns="_trained")
+        df = df.reset_index(drop=True)
         for col in ("task", "data"):
             if df[col].nunique(dropna=False) > 1:
                 raise ValueError(f"runs differ in {col}: {sorted(map(str, df[col].unique()))}; report them separately")
