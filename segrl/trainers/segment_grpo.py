@@ -31,6 +31,11 @@ from segrl.rewards.format import format_reward
 from segrl.rewards.scorer import RewardError, SegmentScores, score_segments
 from segrl.trainers.advantages import AdvantageInputs, compute_advantages
 from segrl.trainers.config import SegmentGRPOConfig
+from segrl.trainers.diagnostics import (
+    centred_segment_rewards,
+    misattributed_token_fraction,
+    rollout_segment_correlation,
+)
 from segrl.trainers.token_mapping import (
     assign_tokens_to_segments,
     map_advantages_to_tokens,
@@ -67,15 +72,6 @@ def make_reward_funcs(metric):
         return format_reward([completion_text(c) for c in completions], segment_labels)
 
     return [segments, format]
-
-
-def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Pearson correlation of two 1-D tensors; NaN if either is constant or empty."""
-    if x.numel() < 2:
-        return float("nan")
-    x, y = x.float() - x.float().mean(), y.float() - y.float().mean()
-    den = x.norm() * y.norm()
-    return float((x * y).sum() / den) if den > 0 else float("nan")
 
 
 class SegmentGRPOTrainer(GRPOTrainer):
@@ -177,10 +173,14 @@ class SegmentGRPOTrainer(GRPOTrainer):
         token_adv = map_advantages_to_tokens(rollout, segment, token_segment)
         out["advantages"] = token_adv.to(out["completion_ids"].device)
 
-        self._log_segment_metrics(mode, seg_rewards, seg_mask, adv, token_segment, out["completion_mask"])
+        self._log_segment_metrics(mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
+                                  out["completion_mask"])
         return out
 
-    def _log_segment_metrics(self, mode, seg_rewards, seg_mask, adv, token_segment, completion_mask) -> None:
+    def _log_segment_metrics(self, mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
+                             completion_mask) -> None:
+        """Per-segment reward means, advantage statistics and the credit diagnostics (all ranks' rollouts
+        for the reward/advantage statistics, this rank's tokens for the token fraction)."""
         m = self._metrics[mode]
         K = seg_rewards.shape[1]
         for k in range(K):
@@ -196,7 +196,13 @@ class SegmentGRPOTrainer(GRPOTrainer):
             m["segments/advantage/mean"].append(a.mean().item() if a.numel() else 0.0)
             m["segments/advantage/std"].append(a.std().item() if a.numel() > 1 else 0.0)
             m["segments/advantage/abs_mean"].append(a.abs().mean().item() if a.numel() else 0.0)
-            rollout_b = adv.rollout[:, None].expand_as(adv.segment)[valid]
-            c = pearson(rollout_b, a)
-            if not math.isnan(c):
-                m["segments/corr_rollout_segment_adv"].append(c)
+        centred = centred_segment_rewards(seg_rewards, seg_mask, G)[sl]
+        diagnostics = {
+            "credit/misattributed_token_frac": misattributed_token_fraction(
+                token_adv, token_segment, completion_mask, centred.to(token_adv.device), seg_mask[sl].to(token_adv.device)
+            ),
+            "credit/corr_rollout_segment_adv": rollout_segment_correlation(adv.rollout, seg_rewards, seg_mask, G),
+        }
+        for name, value in diagnostics.items():
+            if not math.isnan(value):
+                m[name].append(value)

@@ -51,6 +51,8 @@ def test_two_steps_hand_segment_advantages_to_the_loss(tmp_path, colour_warm_mod
     assert trainer.state.global_step == 2
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in logs if "loss" in r)
     assert any("segments/reward_1/mean" in r and "segments/reward_2/mean" in r for r in logs)
+    misattributed = [r["credit/misattributed_token_frac"] for r in logs if "credit/misattributed_token_frac" in r]
+    assert misattributed and all(v == 0.0 for v in misattributed)  # zero by construction under sd_grpo
     moved = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
     assert len(moved) >= 0.9 * len(before), f"only {len(moved)}/{len(before)} parameter tensors moved"
 
@@ -78,11 +80,14 @@ def test_two_steps_hand_segment_advantages_to_the_loss(tmp_path, colour_warm_mod
 def test_grpo_gives_one_advantage_per_rollout(tmp_path, colour_warm_model, colour_data):
     path, _ = colour_warm_model
     model, processor = load_policy(str(path))
-    trainer = Recording(model=model, segment_metric=make_segment_reward("accuracy"),
-                        args=make_args(tmp_path, algo="grpo", max_steps=1), train_dataset=colour_data,
+    two_segment_rows = colour_data.filter(lambda r: len(r["segment_labels"]) == 2)
+    trainer = Recording(model=model, segment_metric=text_length,
+                        args=make_args(tmp_path, algo="grpo", max_steps=1), train_dataset=two_segment_rows,
                         processing_class=processor)
     trainer.seen = []
     trainer.train()
+    logs = trainer.state.log_history
+    assert any(r.get("credit/misattributed_token_frac", 0) > 0 for r in logs)  # one scalar misleads some segments
     for batch in trainer.seen:
         for i in range(batch["advantages"].shape[0]):
             n = int(batch["completion_mask"][i].sum())
