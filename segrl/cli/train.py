@@ -18,9 +18,11 @@ def command(
     model: str | None = typer.Option(None, help="Policy to start from: local path or hub id."),
     output_dir: str | None = typer.Option(None, help="Override output_dir."),
     seed: int | None = typer.Option(None, help="Override train.seed."),
+    resume: str = typer.Option("auto", help="auto (continue from <output_dir>/latest if any), off, or a checkpoint dir."),
     set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeatable)."),
 ) -> None:
     """Train the policy with TRL's GRPOTrainer and segment-level advantages."""
+    from segrl.trainers.checkpoint import ResumeError
     from segrl.trainers.train import main
 
     overrides = list(set_)
@@ -35,5 +37,9 @@ def command(
     except ConfigError as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from None
-    summary = main(cfg, model=model)
+    try:
+        summary = main(cfg, model=model, resume=resume)
+    except ResumeError as e:
+        console.print(f"[red]cannot resume:[/] {e}")
+        raise typer.Exit(1) from None
     console.print(summary)

@@ -100,6 +100,23 @@ class SegmentGRPOTrainer(GRPOTrainer):
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
         self._pending: dict | None = None
 
+    # ------------------------------------------------------------------ checkpoints
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Load a checkpoint's weights through the model class's own key mapping.
+
+        transformers 5's ``Trainer`` loads ``model.safetensors`` with a raw
+        ``load_state_dict(strict=False)``; for models whose saved keys are renamed on save
+        (LLaVA: ``language_model.model.*`` on disk, ``model.language_model.*`` in memory)
+        every key is missed and the resumed run silently restarts from the initial weights.
+        ``from_pretrained`` applies the mapping; a missing or unexpected key is an error.
+        """
+        model = model if model is not None else self.model
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or hasattr(model, "peft_config"):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        loaded = type(model).from_pretrained(resume_from_checkpoint, dtype=next(model.parameters()).dtype)
+        model.load_state_dict(loaded.state_dict(), strict=True)
+
     # ------------------------------------------------------------------ rewards
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):

@@ -20,19 +20,27 @@ def reference_corpus(dataset) -> list[list[str]]:
     return [refs for row_refs in dataset["segment_references"] for refs in row_refs]
 
 
-def main(cfg: ExperimentConfig, *, model: str | None = None) -> dict:
+def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto") -> dict:
     """Train ``model`` (default ``cfg.model.name_or_path``) on ``cfg.data.path``'s train split.
 
-    Writes to ``cfg.output_dir``: the final policy + processor, ``train_log.jsonl`` (TRL's
-    log history, one line per logged step) and ``run.json`` (provenance).
+    Writes to ``cfg.output_dir``: checkpoints (``checkpoint-N/`` every ``train.save_steps``
+    with a ``latest`` marker written last), the final policy + processor,
+    ``train_log.jsonl`` (TRL's log history, one line per logged step) and ``run.json``
+    (provenance).
+
+    Args:
+        resume: ``auto`` (continue from ``<output_dir>/latest`` if present), ``off``, or a
+            checkpoint directory. See :mod:`segrl.trainers.checkpoint`.
 
     Returns:
         A summary dict (steps, wall time, first/last logged reward).
 
     Raises:
         FileNotFoundError: the dataset directory does not exist (run ``segrl build-data`` first).
+        ResumeError: the checkpoint to resume from is missing or incomplete.
     """
     from segrl.models.loading import load_policy
+    from segrl.trainers.checkpoint import LatestCheckpointMarker, resolve_resume
     from segrl.trainers.segment_grpo import SegmentGRPOTrainer
 
     data_path = Path(cfg.data.path)
@@ -42,15 +50,17 @@ def main(cfg: ExperimentConfig, *, model: str | None = None) -> dict:
     dataset = load_from_disk(str(data_path))
     train = downscale_images(dataset["train"], cfg.data.max_image_side)
     args = cfg.grpo_config()
+    checkpoint = resolve_resume(resume, args.output_dir, world_size=args.world_size)
     name = model or cfg.model.name_or_path
     policy, processor = load_policy(name, dtype=cfg.model.dtype)
     metric = make_segment_reward(task.segment_reward, reference_corpus=reference_corpus(train))
 
     started, t0 = now(), time.time()
     trainer = SegmentGRPOTrainer(
-        model=policy, segment_metric=metric, args=args, train_dataset=train, processing_class=processor
+        model=policy, segment_metric=metric, args=args, train_dataset=train, processing_class=processor,
+        callbacks=[LatestCheckpointMarker()],
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpoint)
     wall = time.time() - t0
     out = Path(args.output_dir)
     trainer.save_model(str(out))
@@ -77,6 +87,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None) -> dict:
         data={"path": str(data_path), "fingerprint": dataset_fingerprint(data_path)},
         started=started,
         finished=now(),
+        resumed_from=checkpoint,
         summary=summary,
     )
     return summary

@@ -1,0 +1,75 @@
+"""Resume that reproduces: complete checkpoints, a "latest" marker written last, loud failures.
+
+Transformers' ``Trainer`` saves model, optimizer, scheduler, trainer state (step, logs) and
+every RNG state (python, numpy, torch, cuda) in ``checkpoint-N/``; on resume it restores
+them and skips the data already seen, so the sampler's order repeats. segrl adds:
+
+* :class:`LatestCheckpointMarker`: after a checkpoint is fully written, ``<output_dir>/latest``
+  is replaced (atomically) with its name. A run killed mid-save leaves the marker on the
+  previous, complete checkpoint.
+* :func:`resolve_resume`: ``auto`` (resume from the marker if there is one, else start
+  fresh), ``off``, or an explicit path; a checkpoint missing a piece raises
+  :class:`ResumeError` naming what is missing instead of silently starting from scratch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+MARKER = "latest"
+REQUIRED = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+class ResumeError(RuntimeError):
+    """A checkpoint cannot be resumed from; the message names the checkpoint and the missing pieces."""
+
+
+class LatestCheckpointMarker(TrainerCallback):
+    """Write ``<output_dir>/latest`` = ``checkpoint-<step>`` after each completed save (main process only)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            out = Path(args.output_dir)
+            tmp = out / f".{MARKER}.tmp"
+            tmp.write_text(f"checkpoint-{state.global_step}\n")
+            os.replace(tmp, out / MARKER)
+        return control
+
+
+def missing_pieces(checkpoint: Path, world_size: int = 1) -> list[str]:
+    """Files a resumable checkpoint needs but ``checkpoint`` lacks (weights, optimizer, scheduler,
+    trainer state, one RNG state per process)."""
+    missing = [name for name in REQUIRED if not (checkpoint / name).exists()]
+    if not any((checkpoint / w).exists() for w in WEIGHTS):
+        missing.append("model weights (model.safetensors)")
+    rng = ["rng_state.pth"] if world_size == 1 else [f"rng_state_{i}.pth" for i in range(world_size)]
+    missing += [name for name in rng if not (checkpoint / name).exists()]
+    return missing
+
+
+def resolve_resume(resume: str, output_dir: str | Path, world_size: int = 1) -> str | None:
+    """Turn ``--resume auto|off|PATH`` into the checkpoint directory to resume from, or None.
+
+    Raises:
+        ResumeError: the marker points to a missing/incomplete checkpoint, or PATH is
+            missing/incomplete.
+    """
+    if resume == "off":
+        return None
+    if resume == "auto":
+        marker = Path(output_dir) / MARKER
+        if not marker.exists():
+            return None
+        checkpoint = Path(output_dir) / marker.read_text().strip()
+    else:
+        checkpoint = Path(resume)
+    if not checkpoint.is_dir():
+        raise ResumeError(f"checkpoint {checkpoint} does not exist")
+    missing = missing_pieces(checkpoint, world_size)
+    if missing:
+        raise ResumeError(f"checkpoint {checkpoint} is incomplete, missing: {', '.join(missing)}")
+    return str(checkpoint)
