@@ -1,0 +1,24 @@
+"""Per-step loss, reward and grad-norm of a fixed-seed 20-step run match the committed reference."""
+
+import json
+
+import numpy as np
+import pytest
+
+from golden import KEYS, MULTICHART, REFERENCE, STEPS, run_golden
+
+pytestmark = pytest.mark.skipif(not MULTICHART.exists(), reason=f"real data not found at {MULTICHART}")
+
+PER_STEP_ATOL = {"loss": 1e-3, "reward": 1e-3, "grad_norm": 1e-2}
+MEAN_RESIDUAL_ATOL = 1e-4
+
+
+def test_golden_trajectory(tmp_path):
+    reference = json.loads(REFERENCE.read_text())["steps"]
+    steps = run_golden(tmp_path)
+    assert len(steps) == len(reference) == STEPS
+    for key in KEYS:
+        got = np.array([s[key] for s in steps], dtype=float)
+        want = np.array([s[key] for s in reference], dtype=float)
+        assert np.all(np.abs(got - want) <= PER_STEP_ATOL[key]), f"{key}: got {got.tolist()}, want {want.tolist()}"
+        assert abs(float(np.mean(got - want))) <= MEAN_RESIDUAL_ATOL * max(1.0, float(np.abs(want).mean())), key
