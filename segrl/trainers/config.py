@@ -36,6 +36,11 @@ class SegmentGRPOConfig(GRPOConfig):
         metadata={"help": "Holistic reward R = mean_k r_k + format_weight * format(completion)."},
     )
     advantage_eps: float = field(default=EPS, metadata={"help": "Added to the group std (TRL uses 1e-4)."})
+    dump_advantages: bool = field(
+        default=False,
+        metadata={"help": "Debug: save every step's gathered rewards and advantages per rank under "
+                  "<output_dir>/advantages/ (checks that all ranks agree)."},
+    )
     loss_type: str | None = field(  # type: ignore[assignment]
         default=None,
         metadata={"help": "TRL loss type; default: the algorithm's (grpo, or dr_grpo for Dr. variants)."},

@@ -192,7 +192,20 @@ class SegmentGRPOTrainer(GRPOTrainer):
 
         self._log_segment_metrics(mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
                                   out["completion_mask"])
+        if args.dump_advantages and mode == "train":
+            self._dump_advantages(holistic, seg_rewards, seg_mask, adv, token_adv)
         return out
+
+    def _dump_advantages(self, holistic, seg_rewards, seg_mask, adv, token_adv) -> None:
+        """Save this rank's view of the step: gathered rewards/advantages (identical on every rank)
+        and its own ``(B_local, T)`` token advantages."""
+        folder = Path(self.args.output_dir) / "advantages"
+        folder.mkdir(parents=True, exist_ok=True)
+        step, rank = self.state.global_step, self.accelerator.process_index
+        record = {"holistic": holistic, "segment_rewards": seg_rewards, "segment_mask": seg_mask,
+                  "rollout": adv.rollout, "segment": adv.segment, "token_advantages": token_adv}
+        torch.save({k: (v.detach().cpu() if v is not None else None) for k, v in record.items()},
+                   folder / f"step{step}_rank{rank}.pt")
 
     def _log_segment_metrics(self, mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
                              completion_mask) -> None:

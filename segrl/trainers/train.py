@@ -63,12 +63,8 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
     trainer.train(resume_from_checkpoint=checkpoint)
     wall = time.time() - t0
     out = Path(args.output_dir)
-    trainer.save_model(str(out))
-    processor.save_pretrained(str(out))
+    trainer.save_model(str(out))  # collective under DeepSpeed: every rank calls it
     history = trainer.state.log_history
-    with (out / "train_log.jsonl").open("w") as f:
-        for row in history:
-            f.write(json.dumps(row) + "\n")
     rewards = [r["reward"] for r in history if "reward" in r]
     summary = {
         "steps": trainer.state.global_step,
@@ -76,6 +72,12 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
         "reward_first": rewards[0] if rewards else None,
         "reward_last": rewards[-1] if rewards else None,
     }
+    if not trainer.is_world_process_zero():
+        return summary
+    processor.save_pretrained(str(out))
+    with (out / "train_log.jsonl").open("w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
     write_run_json(
         out,
         kind="train",
@@ -84,6 +86,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
         model=name,
         config=config_to_dict(cfg),
         seed=args.seed,
+        world_size=args.world_size,
         data={"path": str(data_path), "fingerprint": dataset_fingerprint(data_path)},
         started=started,
         finished=now(),
