@@ -40,3 +40,30 @@ def multichart(
         console.print(f"[red]build-data multichart failed:[/] {e}")
         raise typer.Exit(1) from None
     _report(ds, out, time.time() - t0)
+
+
+@app.command("docci")
+def docci(
+    source: str | None = typer.Option(None, help="DOCCI directory (docci_descriptions.jsonlines + images/) "
+                                      "or the hub id google/docci; unused for --source-kind synthetic."),
+    out: Path = typer.Option(Path("data/docci"), help="Output DatasetDict directory."),
+    source_kind: str = typer.Option("synthetic", help="synthetic (offline, rendered scenes) or docci."),
+    panels: int = typer.Option(4, help="K: panels per grid image (one segment each)."),
+    panel_side: int = typer.Option(112, help="Side of one panel in pixels."),
+    count: int | None = typer.Option(None, help="Examples (synthetic: total; docci: per split)."),
+    seed: int = typer.Option(0, help="Scene / grouping seed."),
+    split_seed: int = typer.Option(0, help="Train/test split seed (synthetic)."),
+    test_fraction: float = typer.Option(0.2, help="Held-out fraction (synthetic)."),
+    entangled: bool = typer.Option(False, help="Synthetic panels share a scene; captions refer to earlier panels."),
+) -> None:
+    """Multi-panel dense captioning: K panels in one grid image, one segment per panel."""
+    t0 = time.time()
+    try:
+        ds = TASKS.get("docci").build(
+            source, out, panels=panels, panel_side=panel_side, split_seed=split_seed, seed=seed, count=count,
+            test_fraction=test_fraction, source_kind=source_kind, entangled=entangled,
+        )
+    except (DataError, ValueError) as e:
+        console.print(f"[red]build-data docci failed:[/] {e}")
+        raise typer.Exit(1) from None
+    _report(ds, out, time.time() - t0)

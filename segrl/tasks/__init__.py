@@ -9,9 +9,9 @@ TASKS: Registry[TaskSpec] = Registry("task")
 
 
 def _register_builtin() -> None:
-    from segrl.tasks import multichart
+    from segrl.tasks import docci, multichart
 
-    for spec in (multichart.TASK,):
+    for spec in (multichart.TASK, docci.TASK):
         TASKS.add(spec.name, spec)
 
 

@@ -73,13 +73,18 @@ class TaskSpec:
     description: str = ""
 
 
-def format_instruction(labels: Sequence[str]) -> str:
-    """The answer-format sentence every prompt ends with (the parser's contract, stated to the model)."""
+def format_instruction(labels: Sequence[str], unit: str = "question") -> str:
+    """The answer-format sentence every prompt ends with (the parser's contract, stated to the model).
+
+    Args:
+        labels: the K segment labels, in order.
+        unit: what one segment answers ("question", "panel", "sub-figure").
+    """
     first, last = labels[0], labels[-1]
     if len(labels) == 1:
         return f"Answer on one line that starts with '{first}:'."
     return (
-        f"Answer with one line per question, from '{first}:' to '{last}:', "
+        f"Answer with one line per {unit}, from '{first}:' to '{last}:', "
         f"each line starting with its label and a colon, in this order: {', '.join(labels)}."
     )
 

@@ -1,0 +1,440 @@
+"""Multi-panel dense captioning: K panels composed into one grid image, one caption segment per panel.
+
+One example = K images laid out by :func:`segrl.tasks.panels.compose_grid` (numbered "1" ..
+"K" in their top-left corners) and the K descriptions as segments ``Panel 1`` ... ``Panel K``.
+
+Sources (``source_kind``):
+
+* ``"synthetic"`` (offline default): scenes from :mod:`segrl.tasks.panels`; ``source`` is
+  ignored. Example ``i`` draws its K scenes from ``random.Random(f"docci-synthetic:{seed}:{i}")``
+  (so example ``i`` does not depend on ``count``); references are :func:`~segrl.tasks.panels.describe`.
+  With ``entangled=True`` the K panels share one scene and later captions are relative to an
+  earlier panel (:func:`~segrl.tasks.panels.entangled_panels`: ``"As in panel 1, but the
+  circle is green."``).
+* ``"docci"``: DOCCI (Onoe et al., 2024, "DOCCI: Descriptions of Connected and Contrasting
+  Images", ECCV) as published: a local directory holding ``docci_descriptions.jsonlines``
+  (one JSON object per line with ``example_id``, ``split``, ``image_file``, ``description``;
+  other keys ignored; blank lines skipped) and ``images/<image_file>``. A ``source`` that is
+  not a local path but looks like a hub id (``google/docci``) is tried with
+  ``datasets.load_dataset``; offline that fails with a :class:`DataError` saying how to get
+  the files.
+
+Row (schema in :mod:`segrl.tasks.base`):
+
+* ``id``: ``synthetic-<seed>-<i:05d>`` (``-entangled`` appended when entangled), or the K
+  DOCCI ``example_id`` joined with ``+``; ``task``: ``"docci"``.
+* ``images``: ``[grid]``, one RGB image (size in :func:`~segrl.tasks.panels.compose_grid`).
+* ``prompt``: one user message: ``{"type": "image", "text": None}`` then one text block
+  asking for a dense description of every numbered panel and ending with
+  :func:`~segrl.tasks.base.format_instruction`.
+* ``segment_labels``: ``Panel 1`` ... ``Panel K``; ``segment_references``: ``[[description]]``
+  per panel (DOCCI descriptions with whitespace runs collapsed to one space, so each segment
+  is one line); ``reference``: :func:`~segrl.tasks.segments.format_answer`.
+* ``meta`` (JSON): ``task_version``, ``source_kind``, ``panels`` (K), ``panel_side``,
+  ``layout`` ``[rows, cols]``, ``panel_boxes`` (``[left, top, right, bottom]`` per panel,
+  right/bottom exclusive), ``seed``; synthetic: ``index``, ``entangled``, ``scene_specs``
+  (:meth:`SceneSpec.to_dict` per panel), and when entangled ``refers_to`` / ``changes`` (None
+  for panel 1); DOCCI: ``source`` (the jsonlines file name), ``source_ids``, ``image_files``,
+  ``docci_split``.
+
+Splits:
+
+* synthetic: ``count`` examples; ids split by ``split_seed`` exactly as
+  :func:`segrl.tasks.multichart.split_groups` (``round(test_fraction * count)`` to test, at
+  least 1 and at most count - 1).
+* DOCCI: DOCCI's own split; ``train`` rows go to train and ``test`` rows to test; the
+  ``qual_*`` subsets (DOCCI's qualitative sets, e.g. ``qual_dev``, ``qual_test``) are skipped;
+  ``test_fraction`` and ``split_seed`` are unused. Within a split, the examples (file order)
+  are shuffled with ``random.Random(f"docci-group:{seed}:{split}")`` and cut into consecutive
+  groups of K; the last ``n mod K`` are dropped; ``count`` keeps the first ``count`` groups of
+  each split. Only the images of kept groups are opened.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+from PIL import Image
+
+from segrl.tasks.base import FEATURES, DataError, TaskSpec, format_instruction, make_meta, save_dataset_atomic
+from segrl.tasks.multichart import split_groups
+from segrl.tasks.panels import (
+    compose_grid,
+    describe,
+    entangled_panels,
+    grid_layout,
+    render_panel,
+    sample_scene,
+)
+from segrl.tasks.segments import format_answer
+
+DESCRIPTIONS_FILE = "docci_descriptions.jsonlines"
+IMAGES_DIR = "images"
+REQUIRED_FIELDS = ("example_id", "split", "image_file", "description")
+SPLITS = {"train": "train", "test": "test"}
+"""DOCCI split -> our split; any split starting with ``qual_`` is skipped, any other is an error."""
+SOURCE_KINDS = ("synthetic", "docci")
+DEFAULT_SYNTHETIC_COUNT = 200
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def panel_labels(k: int) -> list[str]:
+    """``["Panel 1", ..., "Panel k"]``."""
+    return [f"Panel {j}" for j in range(1, k + 1)]
+
+
+def _prompt_text(k: int, source_kind: str, entangled: bool) -> str:
+    labels = panel_labels(k)
+    if k == 1:
+        intro = "The image is one panel, numbered 1 in its top-left corner."
+    else:
+        intro = (
+            f"The image is a grid of {k} panels, numbered 1 to {k} in their top-left corners "
+            "(left to right, top to bottom)."
+        )
+    if source_kind == "synthetic":
+        what = (
+            "Describe every panel densely and exactly: each group of shapes with its count, size, "
+            "colour, shape and cell on a 3x3 grid (top left to bottom right), then the background's "
+            "texture and colour."
+        )
+        if entangled and k > 1:
+            what += (
+                " Describe panel 1 in full. Every later panel repeats an earlier panel with one change: "
+                "describe it as 'As in panel N, but ...', naming that panel and the change."
+            )
+    else:
+        what = (
+            "Describe every panel in dense detail: the main subjects and their attributes, where they "
+            "are, any visible text, and the background, lighting and setting."
+        )
+    return f"{intro} {what}\n\n{format_instruction(labels, unit='panel')}"
+
+
+def _png(image: Image.Image) -> dict:
+    """``{"bytes": PNG, "path": None}``, what ``datasets.Image`` stores: rows wait for ``Dataset.from_list``
+    as compact bytes instead of decoded pixels (the same bytes ``datasets`` would write)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return {"bytes": buf.getvalue(), "path": None}
+
+
+def _row(row_id: str, grid: Image.Image, descriptions: list[str], prompt_text: str, meta: str) -> dict:
+    labels = panel_labels(len(descriptions))
+    return {
+        "id": row_id,
+        "task": TASK.name,
+        "images": [_png(grid)],
+        "prompt": [
+            {
+                "role": "user",
+                "content": [{"type": "image", "text": None}, {"type": "text", "text": prompt_text}],
+            }
+        ],
+        "segment_labels": labels,
+        "segment_references": [[d] for d in descriptions],
+        "reference": format_answer(labels, descriptions),
+        "meta": meta,
+    }
+
+
+# --- synthetic -------------------------------------------------------------------------------
+def synthetic_row(i: int, *, panels: int, panel_side: int, seed: int, entangled: bool = False) -> dict:
+    """Row ``i`` of the synthetic source (module docstring); deterministic in its arguments."""
+    rng = random.Random(f"docci-synthetic{'-entangled' if entangled else ''}:{seed}:{i}")
+    if entangled:
+        ent = entangled_panels(rng, panels)
+        specs = [p.spec for p in ent]
+        captions = [p.caption for p in ent]
+        extra = {
+            "refers_to": [p.refers_to for p in ent],
+            "changes": [asdict(p.change) if p.change else None for p in ent],
+        }
+    else:
+        specs = [sample_scene(rng) for _ in range(panels)]
+        captions = [describe(s) for s in specs]
+        extra = {}
+    grid, boxes = compose_grid(
+        [render_panel(s, panel_side) for s in specs], [str(j) for j in range(1, panels + 1)], panel_side
+    )
+    meta = make_meta(
+        task_version=TASK.version,
+        source_kind="synthetic",
+        panels=panels,
+        panel_side=panel_side,
+        layout=list(grid_layout(panels)),
+        panel_boxes=[list(b) for b in boxes],
+        seed=seed,
+        index=i,
+        entangled=entangled,
+        scene_specs=[s.to_dict() for s in specs],
+        **extra,
+    )
+    row_id = f"synthetic-{seed}-{i:05d}" + ("-entangled" if entangled else "")
+    return _row(row_id, grid, captions, _prompt_text(panels, "synthetic", entangled), meta)
+
+
+def _synthetic_splits(
+    panels, panel_side, split_seed, seed, count, test_fraction, entangled
+) -> dict[str, list[dict]]:
+    n = DEFAULT_SYNTHETIC_COUNT if count is None else int(count)
+    if n < 2:
+        raise ValueError(f"count must be >= 2 (one train and one test example), got {count}")
+    rows = {}
+    for i in range(n):
+        row = synthetic_row(i, panels=panels, panel_side=panel_side, seed=seed, entangled=entangled)
+        rows[row["id"]] = row
+    train, test = split_groups(list(rows), split_seed, test_fraction)
+    return {"train": [rows[r] for r in train], "test": [rows[r] for r in test]}
+
+
+# --- DOCCI -----------------------------------------------------------------------------------
+@dataclass
+class _Record:
+    example_id: str
+    split: str
+    image_file: str
+    description: str
+    where: str  # "<file>:<line>" for messages
+    load: Callable[[int], Image.Image]  # panel side -> image
+
+
+def _load_image_file(path: Path, where: str, side: int) -> Image.Image:
+    """The image, fully loaded; a JPEG is decoded at the smallest 1/2^n scale still >= ``side``
+    (``Image.draft``), since it is shrunk to a ``side`` panel anyway (DOCCI photos are ~1.5k px)."""
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found (listed at {where})")
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (side, side))
+            im.load()
+            return im.copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: unreadable image ({e}; listed at {where})") from e
+
+
+def read_docci_descriptions(source: Path) -> list[_Record]:
+    """Parse ``source/docci_descriptions.jsonlines`` into records (images not opened yet).
+
+    Raises:
+        DataError: the directory or file is missing; a line is not JSON or not an object (named
+            ``<file>:<line>``); a required field is missing or not a non-empty string; a
+            duplicate ``example_id``; a split that is neither ``train``, ``test`` nor ``qual_*``.
+    """
+    if not source.is_dir():
+        raise DataError(f"{source}: DOCCI directory not found")
+    path = source / DESCRIPTIONS_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: DOCCI descriptions file not found")
+    records: list[_Record] = []
+    seen: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from e
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: unreadable JSON line ({e.msg} at column {e.colno})") from e
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        for f in REQUIRED_FIELDS:
+            if f not in obj:
+                raise DataError(f"{where}: field {f!r} missing")
+            if not isinstance(obj[f], str) or not obj[f].strip():
+                raise DataError(f"{where}: field {f!r}: expected a non-empty string, got {obj[f]!r}")
+        eid, split = obj["example_id"], obj["split"]
+        if eid in seen:
+            raise DataError(f"{where}: field 'example_id': duplicate {eid!r} (first at {seen[eid]})")
+        seen[eid] = where
+        if split not in SPLITS and not split.startswith("qual_"):
+            raise DataError(f"{where}: field 'split': {split!r} is not train, test or qual_*")
+        image_path = source / IMAGES_DIR / obj["image_file"]
+        records.append(
+            _Record(
+                eid,
+                split,
+                obj["image_file"],
+                " ".join(obj["description"].split()),
+                where,
+                lambda side, p=image_path, w=where: _load_image_file(p, w, side),
+            )
+        )
+    if not records:
+        raise DataError(f"{path}: no examples")
+    return records
+
+
+def _hub_records(name: str) -> list[_Record]:
+    """Records from ``datasets.load_dataset(name)`` (``example_id``, ``description``, ``image`` per row)."""
+    try:
+        from datasets import load_dataset
+
+        hub = load_dataset(name)
+    except Exception as e:  # any failure (offline, scripts unsupported, not found) -> one clear message
+        raise DataError(
+            f"{name}: not a local directory, and loading it from the Hugging Face hub failed "
+            f"({type(e).__name__}: {e}). Download {DESCRIPTIONS_FILE} and docci_images.tar.gz from "
+            f"https://google.github.io/docci/, unpack them into one directory and pass that directory."
+        ) from e
+    records = []
+    for split, ds in hub.items():
+        for j, ex in enumerate(ds):
+            where = f"{name}[{split}][{j}]"
+            for f in ("example_id", "description", "image"):
+                if ex.get(f) is None:
+                    raise DataError(f"{where}: field {f!r} missing")
+            records.append(
+                _Record(
+                    str(ex["example_id"]),
+                    split,
+                    str(ex.get("image_file", "")),
+                    " ".join(str(ex["description"]).split()),
+                    where,
+                    lambda side, im=ex["image"]: im,
+                )
+            )
+    return records
+
+
+def _docci_records(source) -> tuple[list[_Record], str]:
+    if source is None:
+        raise DataError("source_kind='docci' needs a source: the DOCCI directory (or a hub id)")
+    path = Path(source)
+    if path.exists():
+        return read_docci_descriptions(path.resolve()), DESCRIPTIONS_FILE
+    if HUB_ID.fullmatch(str(source)):
+        return _hub_records(str(source)), str(source)
+    raise DataError(f"{source}: DOCCI directory not found")
+
+
+def _docci_splits(source, panels, panel_side, seed, count) -> dict[str, list[dict]]:
+    records, source_name = _docci_records(source)
+    by_split: dict[str, list[_Record]] = {"train": [], "test": []}
+    for r in records:
+        if r.split in SPLITS:
+            by_split[SPLITS[r.split]].append(r)
+    out: dict[str, list[dict]] = {}
+    text = _prompt_text(panels, "docci", False)
+    labels = [str(j) for j in range(1, panels + 1)]
+    for split, recs in by_split.items():
+        if len(recs) < panels:
+            raise DataError(
+                f"{source_name}: split {split!r} has {len(recs)} examples, fewer than panels={panels}"
+            )
+        order = list(recs)
+        random.Random(f"docci-group:{seed}:{split}").shuffle(order)
+        n_groups = len(order) // panels
+        if count is not None:
+            n_groups = min(n_groups, int(count))
+        rows = []
+        for g in range(n_groups):
+            group = order[g * panels : (g + 1) * panels]
+            grid, boxes = compose_grid([r.load(panel_side) for r in group], labels, panel_side)
+            meta = make_meta(
+                task_version=TASK.version,
+                source_kind="docci",
+                source=source_name,
+                panels=panels,
+                panel_side=panel_side,
+                layout=list(grid_layout(panels)),
+                panel_boxes=[list(b) for b in boxes],
+                seed=seed,
+                source_ids=[r.example_id for r in group],
+                image_files=[r.image_file for r in group],
+                docci_split=split,
+            )
+            rows.append(
+                _row("+".join(r.example_id for r in group), grid, [r.description for r in group], text, meta)
+            )
+        out[split] = rows
+    return out
+
+
+# --- build ------------------------------------------------------------------------------------
+def build(
+    source: str | Path | None,
+    out_dir: str | Path,
+    *,
+    panels: int = 4,
+    panel_side: int = 112,
+    split_seed: int = 0,
+    seed: int = 0,
+    count: int | None = None,
+    test_fraction: float = 0.2,
+    source_kind: str = "synthetic",
+    entangled: bool = False,
+) -> DatasetDict:
+    """Build the multi-panel captioning DatasetDict (``train``/``test``) and save it atomically.
+
+    Everything is built in memory first; ``out_dir`` is written (or replaced) only once the
+    whole dataset exists, so on any error nothing is written.
+
+    Args:
+        source: the DOCCI directory or hub id (``source_kind="docci"``); ignored for synthetic.
+        out_dir: where the DatasetDict is written.
+        panels: K, panels per example (>= 1).
+        panel_side: side of each panel in pixels (>= 24).
+        split_seed: synthetic train/test split seed (unused for DOCCI: its own splits are kept).
+        seed: scene sampling seed (synthetic) or grouping-shuffle seed (DOCCI).
+        count: synthetic: number of examples (default 200, >= 2); DOCCI: at most this many
+            examples per split (default all).
+        test_fraction: synthetic: fraction of examples held out for test (0..1).
+        source_kind: ``"synthetic"`` or ``"docci"``.
+        entangled: synthetic only: the K panels share one scene, later captions relative.
+
+    Returns:
+        The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``).
+
+    Raises:
+        DataError: ``panels`` < 1; DOCCI: missing directory, descriptions file or image, an
+            unreadable jsonlines line (``<file>:<line>``), a missing or empty field, a duplicate
+            id, an unknown split, a split with fewer than K examples, a hub id that cannot be
+            loaded.
+        ValueError: a bad option (unknown ``source_kind``, ``panel_side`` < 24, ``count`` < 2
+            (synthetic) or < 1 (DOCCI), ``test_fraction`` outside [0, 1], ``entangled`` with DOCCI).
+    """
+    if isinstance(panels, bool) or not isinstance(panels, int) or panels < 1:
+        raise DataError(f"option 'panels': need at least 1 panel per example, got {panels!r}")
+    if source_kind not in SOURCE_KINDS:
+        raise ValueError(f"source_kind must be one of {SOURCE_KINDS}, got {source_kind!r}")
+    if panel_side < 24:
+        raise ValueError(f"panel_side must be >= 24 pixels, got {panel_side}")
+    if not 0.0 <= float(test_fraction) <= 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
+    if source_kind == "docci":
+        if entangled:
+            raise ValueError(
+                "entangled=True needs source_kind='synthetic' (DOCCI panels are unrelated photos)"
+            )
+        if count is not None and int(count) < 1:
+            raise ValueError(f"count must be >= 1 or None, got {count}")
+        splits = _docci_splits(source, panels, panel_side, seed, count)
+    else:
+        splits = _synthetic_splits(panels, panel_side, split_seed, seed, count, test_fraction, entangled)
+    ds = DatasetDict({name: Dataset.from_list(rows, features=FEATURES) for name, rows in splits.items()})
+    splits.clear()
+    save_dataset_atomic(ds, out_dir)
+    return ds
+
+
+TASK = TaskSpec(
+    name="docci",
+    version=1,
+    build=build,
+    segment_reward="cider_d",
+    eval_metrics=("cider_d", "bleu4"),
+    description="Multi-panel dense captioning: K panels (synthetic scenes or DOCCI photos) in one grid "
+    "image, one caption segment per numbered panel.",
+)
