@@ -117,6 +117,25 @@ class SegmentGRPOTrainer(GRPOTrainer):
         loaded = type(model).from_pretrained(resume_from_checkpoint, dtype=next(model.parameters()).dtype)
         model.load_state_dict(loaded.state_dict(), strict=True)
 
+    # ------------------------------------------------------------------ non-finite gradients
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The pre-clip gradient norm; when it is not finite the optimizer step is skipped.
+
+        Every gradient is set to None, so ``optimizer.step()`` leaves parameters and moments
+        untouched (torch optimizers skip parameters without a gradient). The skip is counted
+        in the ``nonfinite/grad_step_skipped`` metric (its logged mean is the fraction of
+        skipped steps). Under DeepSpeed the engine owns the step: its own overflow handling
+        applies and nothing is skipped here.
+        """
+        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        value = float(grad_norm) if grad_norm is not None else 0.0
+        skipped = not math.isfinite(value)
+        if skipped and not self.is_deepspeed_enabled:
+            model.zero_grad(set_to_none=True)
+        self._metrics["train"]["nonfinite/grad_step_skipped"].append(float(skipped))
+        return grad_norm
+
     # ------------------------------------------------------------------ rewards
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):

@@ -117,3 +117,21 @@ def test_config_checks():
     cfg = SegmentGRPOConfig(output_dir="x", algo="sd_dr_grpo", use_cpu=True, bf16=False)
     assert (cfg.loss_type, cfg.scale_rewards) == ("dr_grpo", "none")
     assert SegmentGRPOConfig(output_dir="x", algo="sd_grpo", use_cpu=True, bf16=False).loss_type == "grpo"
+
+
+def test_nonfinite_gradient_skips_the_optimizer_step(tmp_path, colour_warm_model, colour_data):
+    path, _ = colour_warm_model
+    model, processor = load_policy(str(path))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    class Poisoned(SegmentGRPOTrainer):
+        def _compute_loss(self, model, inputs):
+            return super()._compute_loss(model, inputs) * float("nan")
+
+    two_segment_rows = colour_data.filter(lambda r: len(r["segment_labels"]) == 2)
+    trainer = Poisoned(model=model, segment_metric=text_length, args=make_args(tmp_path, max_steps=2),
+                       train_dataset=two_segment_rows, processing_class=processor)
+    trainer.train()
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # nothing moved
+    skipped = [r["nonfinite/grad_step_skipped"] for r in trainer.state.log_history if "nonfinite/grad_step_skipped" in r]
+    assert skipped == [1.0, 1.0]
