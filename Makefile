@@ -50,8 +50,30 @@ demo: install
 	done
 	$(SEGRL) report $(DEMO_RUNS) --out results/demo --title "MultiChartQA sample (test split), tiny LLaVA, CPU"
 
-reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4:
-	@echo "$@: not implemented yet (see the open issues: table1 #3, table2/table4 #9, table3 #4)." >&2; exit 2
+# Table 1 (CPU preset): multi-panel captioning, K panels, SD-GRPO vs GRPO (and the Dr. variants).
+# One SFT warm start per K shared by every algorithm; resumable: finished runs are skipped.
+TABLE1_K ?= 1 2 4 8
+TABLE1_ALGOS ?= grpo sd_grpo dr_grpo sd_dr_grpo
+TABLE1_SEEDS ?= 0 1 2
+reproduce-table1: install
+	for K in $(TABLE1_K); do \
+	  test -d data/docci-k$$K || $(SEGRL) build-data docci --panels $$K --panel-side 56 --count 200 --out data/docci-k$$K; \
+	  test -d models/tiny-docci-k$$K || $(SEGRL) make-tiny-model --data data/docci-k$$K --out models/tiny-docci-k$$K; \
+	  test -d models/tiny-docci-k$$K-sft || $(SEGRL) warm-start --config configs/docci_cpu.yaml \
+	    --set data.path=data/docci-k$$K --model models/tiny-docci-k$$K --out models/tiny-docci-k$$K-sft; \
+	  for algo in $(TABLE1_ALGOS); do for seed in $(TABLE1_SEEDS); do \
+	    run=runs/table1/k$$K/$$algo/seed$$seed; \
+	    test -f $$run/eval/metrics.json && continue; \
+	    $(SEGRL) train --config configs/docci_cpu.yaml --set data.path=data/docci-k$$K \
+	      --set train.max_completion_length=$$((40 * K)) --model models/tiny-docci-k$$K-sft \
+	      --algo $$algo --seed $$seed --output-dir $$run --resume off; \
+	    $(SEGRL) eval docci --model $$run --data data/docci-k$$K --max-new-tokens $$((40 * K)) --out $$run/eval; \
+	  done; done; \
+	done
+	$(SEGRL) report table1
+
+reproduce-table2 reproduce-table3 reproduce-table4:
+	@echo "$@: not implemented yet (see the open issues: table2/table4 #9, table3 #4)." >&2; exit 2
 
 clean:
 	rm -rf data models runs
