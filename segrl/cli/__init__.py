@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from segrl.cli import analyze, build_data, evaluate, make_tiny_model, report, train, warm_start  # noqa: E402
+from segrl.cli import analyze, bench, build_data, evaluate, make_tiny_model, report, train, warm_start  # noqa: E402
 
 app = typer.Typer(
     name="segrl",
@@ -27,5 +27,6 @@ app.command("train")(train.command)
 app.command("eval")(evaluate.command)
 app.command("report")(report.command)
 app.add_typer(analyze.app, name="analyze")
+app.add_typer(bench.app, name="bench")
 
 __all__ = ["app"]

@@ -113,3 +113,57 @@ __all__ = [
     "make_segment_reward",
     "tokenize",
 ]
+
+
+# ---------------------------------------------------------------- METEOR, ROUGE-L, BERTScore
+# Appended registrations. METEOR and BERTScore hold a Java process / a model: their factories
+# return this process's shared instance, so the JVM starts and the model loads once however
+# many rewards, trainers or evaluators ask for them.
+
+
+@SEGMENT_REWARDS.register("meteor")
+def _meteor_factory(*, reference_corpus: Corpus | None = None) -> SegmentMetric:
+    """METEOR 1.5 from one long-lived Java process (``reference_corpus`` unused).
+
+    The process starts at the first call; Java missing raises ``RuntimeError`` there.
+    """
+    from segrl.rewards.meteor import shared_meteor
+
+    return shared_meteor()
+
+
+@SEGMENT_REWARDS.register("rouge_l")
+def _rouge_l_factory(*, reference_corpus: Corpus | None = None) -> SegmentMetric:
+    """ROUGE-L F-measure, beta = 1.2 (``reference_corpus`` unused)."""
+    from segrl.rewards.rouge import rouge_l
+
+    return _bind(rouge_l, "rouge_l")
+
+
+@SEGMENT_REWARDS.register("bertscore")
+def _bertscore_factory(
+    *,
+    reference_corpus: Corpus | None = None,
+    model_type: str | None = None,
+    num_layers: int | None = None,
+    batch_size: int = 64,
+    idf: bool = False,
+    lang: str = "en",
+    device: str | None = None,
+) -> SegmentMetric:
+    """BERTScore F1 (default model: the packaged MiniLM, offline).
+
+    With ``idf=True`` the idf weights come from ``reference_corpus`` (every reference text).
+
+    Raises:
+        ValueError: ``idf=True`` without ``reference_corpus``; see :class:`segrl.rewards.bertscore.BERTScore`.
+        RuntimeError: the default model's package is missing or its hash differs.
+    """
+    from segrl.rewards.bertscore import shared_bertscore
+
+    idf_sents = None
+    if idf:
+        if reference_corpus is None:
+            raise ValueError("bertscore: idf=True needs reference_corpus= (the training references)")
+        idf_sents = [str(r) for refs in reference_corpus for r in refs if r is not None and str(r).strip()]
+    return shared_bertscore(model_type, num_layers, batch_size, idf, lang, idf_sents=idf_sents, device=device)

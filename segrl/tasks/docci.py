@@ -434,7 +434,7 @@ TASK = TaskSpec(
     version=1,
     build=build,
     segment_reward="cider_d",
-    eval_metrics=("cider_d", "bleu4"),
+    eval_metrics=("cider_d", "bleu4", "meteor"),
     description="Multi-panel dense captioning: K panels (synthetic scenes or DOCCI photos) in one grid "
     "image, one caption segment per numbered panel.",
 )

@@ -213,10 +213,12 @@ def test_registry_builds_accuracy():
     assert metric.__name__ == "accuracy"
     assert metric(["104", "C"], [["100"], ["B"]]) == [1.0, 0.0]
     assert make_segment_reward("accuracy", rel_tol=0.01)(["104"], [["100"]]) == [0.0]
-    assert {"accuracy", "bleu1", "bleu2", "bleu3", "bleu4", "cider_d"} == set(SEGMENT_REWARDS.names())
+    assert {"accuracy", "bleu1", "bleu2", "bleu3", "bleu4", "cider_d", "meteor", "rouge_l", "bertscore"} == set(
+        SEGMENT_REWARDS.names()
+    )
     with pytest.raises(ValueError, match="rel_tol"):
         make_segment_reward("accuracy", rel_tol=math.inf)
     with pytest.raises(TypeError):
         make_segment_reward("accuracy", rel_tl=0.1)  # a typo is not silently ignored
-    with pytest.raises(KeyError, match="known: accuracy, bleu1"):
+    with pytest.raises(KeyError, match="known: accuracy, bertscore, bleu1"):
         make_segment_reward("acc")

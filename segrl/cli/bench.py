@@ -1,0 +1,60 @@
+"""``segrl bench ...``: benchmarks whose outputs are committed under ``results/bench/``.
+
+Wire into the main app with ``app.add_typer(bench.app, name="bench")``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Benchmarks (results under results/bench/).", no_args_is_help=True)
+console = Console()
+
+
+@app.callback()
+def _group() -> None:
+    """Benchmarks (results under results/bench/)."""  # keeps ``rewards`` a subcommand
+
+
+def command(
+    n_prompts: int = typer.Option(8, min=1, help="Prompts in the synthetic batch (P)."),
+    n_rollouts: int = typer.Option(8, min=1, help="Rollouts per prompt (G)."),
+    n_segments: int = typer.Option(8, min=1, help="Caption segments per rollout (K)."),
+    metric: list[str] = typer.Option(
+        ["bleu4", "cider_d", "meteor", "rouge_l"], "--metric", "-m",
+        help="Metric to time (repeat the option): bleu4, cider_d, meteor, rouge_l, bertscore.",
+    ),
+    seed: int = typer.Option(0, help="Seed of the synthetic batch."),
+    repeats: int = typer.Option(5, min=1, help="Timed repeats per mode (interleaved; median reported)."),
+    profile: bool = typer.Option(True, help="Add one cProfile pass per metric and mode (untimed)."),
+    out_dir: Path = typer.Option(Path("results/bench"), help="Directory for rewards.json and rewards.md."),
+) -> None:
+    """Per-segment rewards: one batched call per metric vs pycocoevalcap once per segment."""
+    from segrl.bench.rewards import main
+
+    parts = ["segrl", "bench", "rewards", "--n-prompts", n_prompts, "--n-rollouts", n_rollouts,
+             "--n-segments", n_segments, *[x for m in metric for x in ("--metric", m)], "--seed", seed,
+             "--repeats", repeats, "--profile" if profile else "--no-profile", "--out-dir", out_dir]
+    line = " ".join(shlex.quote(str(a)) for a in parts)
+    try:
+        res = main(n_prompts=n_prompts, n_rollouts=n_rollouts, n_segments=n_segments, metrics=tuple(metric),
+                   seed=seed, out_dir=out_dir, repeats=repeats, profile=profile, command=line)
+    except (ValueError, RuntimeError) as e:
+        console.print(f"[red]bench rewards failed:[/] {e}")
+        raise typer.Exit(1) from None
+    for name, r in res["metrics"].items():
+        console.print(f"{name:>10}: batched {r['batched_seg_per_s']:8.0f} seg/s, per call "
+                      f"{r['per_call_seg_per_s']:8.0f} seg/s, {r['speedup']:6.2f}x, max |diff| {r['max_abs_diff']:.1e}")
+    o = res["overall"]
+    console.print(f"{'all':>10}: {o['speedup']:.2f}x; identical: {res['identical']}")
+    console.print(f"wrote {Path(out_dir) / 'rewards.json'} and {Path(out_dir) / 'rewards.md'}")
+    if not res["identical"]:
+        console.print("[red]batched and per-call scores differ beyond tolerance[/]")
+        raise typer.Exit(1)
+
+
+app.command("rewards")(command)
