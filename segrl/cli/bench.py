@@ -17,7 +17,7 @@ console = Console()
 
 @app.callback()
 def _group() -> None:
-    """Benchmarks (results under results/bench/)."""  # keeps ``rewards`` a subcommand
+    """Benchmarks (results under results/bench/)."""
 
 
 def command(
@@ -58,3 +58,24 @@ def command(
 
 
 app.command("rewards")(command)
+
+
+@app.command("step")
+def step(
+    rounds: int = typer.Option(5, min=1, help="Interleaved rounds (trl, grpo, sd_grpo each round)."),
+    steps_per_round: int = typer.Option(4, min=1, help="Training steps per variant and round."),
+    n_groups: int = typer.Option(24, min=2, help="MultiChartQA groups to build from --source."),
+    source: str = typer.Option("../shared/data/multichartqa", help="MultiChartQA directory."),
+    seed: int = typer.Option(0, help="Seed (data split, model init, sampling)."),
+    out_dir: Path = typer.Option(Path("results/bench"), help="Directory for step.json and step.md."),
+) -> None:
+    """Seconds per training step: TRL's GRPO vs segrl grpo vs sd_grpo (target sd_grpo/grpo <= 1.03)."""
+    from segrl.bench.step import main
+
+    res = main(rounds=rounds, steps_per_round=steps_per_round, n_groups=n_groups, seed=seed, source=source,
+               out_dir=str(out_dir))
+    for name, t in res["seconds_per_step_median"].items():
+        console.print(f"{name:>8}: {t:.4f} s/step (median of {rounds})")
+    console.print(f"sd_grpo / grpo = {res['ratio_sd_grpo_over_grpo']:.3f}; sd_grpo / trl = "
+                  f"{res['ratio_sd_grpo_over_trl']:.3f}")
+    console.print(f"wrote {out_dir / 'step.json'} and {out_dir / 'step.md'}")
