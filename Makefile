@@ -10,12 +10,13 @@ TORCH ?= torch==2.13.0
 CONFIG ?= configs/multichart_cpu.yaml
 DEMO_RUNS := runs/demo
 
-.PHONY: install test test-slow demo lint clean golden-update # Regenerate the golden trajectory's reference (tests/golden/reference.json). Only when a change is
+.PHONY: install test test-slow demo lint clean golden-update \
+	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4
+
+# Regenerate the golden trajectory's reference (tests/golden/reference.json). Only when a change is
 # meant to move the numbers; say why in the commit.
 golden-update: install
 	$(PY) tests/golden/golden.py
-
-reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
