@@ -35,7 +35,7 @@ test-slow: install
 	$(PY) -m pytest -q -m slow
 
 lint: install
-	$(PY) -m pip install -q ruff 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q "ruff==0.17.6" 2>&1 | grep -v "is ignored" || true
 	$(VENV)/bin/ruff check segrl tests
 
 # The main job on the embedded default: real MultiChartQA charts, tiny offline LLaVA,

@@ -85,9 +85,9 @@ class ExperimentConfig:
         Raises:
             ConfigError: an unknown ``train`` key, or a value TRL/segrl rejects.
         """
-        from segrl.trainers.config import SegmentGRPOConfig
-
         import torch
+
+        from segrl.trainers.config import SegmentGRPOConfig
 
         defaults: dict[str, Any] = {"output_dir": self.output_dir, "report_to": "none"}
         if not torch.cuda.is_available():  # CPU: TRL's bf16 default needs a GPU

@@ -12,7 +12,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from segrl.cli import analyze, bench, build_data, evaluate, make_tiny_model, report, train, warm_start  # noqa: E402
+from segrl.cli import (  # noqa: E402
+    analyze,
+    bench,
+    build_data,
+    evaluate,
+    make_tiny_model,
+    report,
+    train,
+    validate,
+    warm_start,
+)
 
 app = typer.Typer(
     name="segrl",
@@ -26,6 +36,7 @@ app.command("warm-start")(warm_start.command)
 app.command("train")(train.command)
 app.command("eval")(evaluate.command)
 app.command("report")(report.command)
+app.command("validate")(validate.command)
 app.add_typer(analyze.app, name="analyze")
 app.add_typer(bench.app, name="bench")
 

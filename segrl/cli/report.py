@@ -31,6 +31,8 @@ def command(
     out: Path | None = typer.Option(None, help="Directory for table.md and table.csv (default: results/report, "
                                     "or the named table's)."),
     title: str | None = typer.Option(None, help="Table title."),
+    allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Put runs of different task versions or "
+                                     "datasets in one table (the task and data columns tell them apart)."),
 ) -> None:
     """Collect metrics.json files into one table (or a named sweep table)."""
     if runs[0] in TABLES:
@@ -41,11 +43,13 @@ def command(
     out = out or Path("results/report")
     title = title or "segrl report"
     try:
-        df = collect(runs)
+        df = collect(runs, allow_mixed=allow_mixed)
     except (FileNotFoundError, ValueError) as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1) from None
     parts = ["segrl", "report", *map(str, runs), "--out", str(out), "--title", title]
+    if allow_mixed:
+        parts.append("--allow-mixed")
     md, csv = write(df, out, title=title, command=" ".join(shlex.quote(a) for a in parts))
     show(df, title, console)
     console.print(f"wrote {md} and {csv}")

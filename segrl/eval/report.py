@@ -32,15 +32,24 @@ def find_eval_dirs(paths: list[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def collect(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per eval run: run, task, algo, model, n, the scalar metrics, commit.
+def collect(paths: list[str | Path], *, allow_mixed: bool = False) -> pd.DataFrame:
+    """One row per eval run: run, task (with version), algo, n, segments, the scalar metrics,
+    data (the dataset fingerprint from the run's ``run.json``) and commit (8 characters of the
+    run's git commit, ``+dirty`` when the checkout had changes, ``?`` when unknown).
 
     ``algo`` comes from the evaluated model's own ``run.json`` when it was trained by
     ``segrl train``; otherwise it is ``"(init)"`` (a warm-started or base model).
 
+    Args:
+        paths: eval run directories, or directories to search for them.
+        allow_mixed: keep runs whose task versions or data fingerprints differ in one table
+            (the ``task`` and ``data`` columns then tell them apart); by default that is refused.
+
     Raises:
         FileNotFoundError: a path holds no eval run.
-        ValueError: the runs mix task versions or data fingerprints (results not comparable).
+        ValueError: without ``allow_mixed``, the runs mix task versions or data fingerprints
+            (a run without ``run.json`` has an unknown fingerprint, which counts as different):
+            their numbers are not comparable. The message lists the values and the runs.
     """
     rows = []
     for d in find_eval_dirs(paths):
@@ -69,8 +78,13 @@ def collect(paths: list[str | Path]) -> pd.DataFrame:
         df = df.assign(_trained=trained).sort_values(["_trained", "run"]).drop(columns="_trained")
         df = df.reset_index(drop=True)
         for col in ("task", "data"):
-            if df[col].nunique(dropna=False) > 1:
-                raise ValueError(f"runs differ in {col}: {sorted(map(str, df[col].unique()))}; report them separately")
+            if not allow_mixed and df[col].nunique(dropna=False) > 1:
+                groups = {(str(v) if pd.notna(v) else "unknown"): sorted(g["run"])
+                          for v, g in df.groupby(col, dropna=False)}
+                raise ValueError(
+                    f"runs differ in {col}: {groups}; their numbers are not comparable. Report them "
+                    "separately, or pass --allow-mixed to put them in one table"
+                )
     return df
 
 

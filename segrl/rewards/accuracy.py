@@ -76,8 +76,10 @@ _NUMBER_WORDS = {
 _CHOICE_REF = re.compile(r"\(?([A-H])\)?\.?")
 _CHOICE_ALONE = re.compile(r"\(?([A-Ha-h])\)?[.:)]?")
 _CHOICE_LEAD = re.compile(r"(?:\(([A-H])\)|([A-H])[.:)])")
+# ``answer [is] [:] C``; each optional word owns the blanks after it (the earlier
+# ``[ \t]*(?i:is)?[ \t]*:?[ \t]*`` backtracked cubically: "answer" + 5,000 spaces took minutes).
 _CHOICE_KEYWORD = re.compile(
-    r"(?i:answer|option|choice)[ \t]*(?i:is)?[ \t]*:?[ \t]*\(?([A-H])\)?(?![A-Za-z])"
+    r"(?i:answer|option|choice)[ \t]*(?:(?i:is)[ \t]*)?(?::[ \t]*)?\(?([A-H])\)?(?![A-Za-z])"
 )
 _CHOICE_BRACKET = re.compile(r"\(([A-H])\)")
 _ANSWER_PREFIX = re.compile(

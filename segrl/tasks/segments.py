@@ -40,7 +40,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-_PREFIX = r"^[ \t]*(?:[-*\u2022][ \t]+)?(?:\*\*)?[ \t]*"
+# Each optional piece owns the blanks after it, so no two ``[ \t]*`` are adjacent: a line of
+# 200k spaces is matched in linear time (``[ \t]*(?:\*\*)?[ \t]*`` backtracked quadratically).
+_PREFIX = r"^[ \t]*(?:[-*\u2022][ \t]+)?(?:\*\*[ \t]*)?"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,11 @@ class ParsedCompletion:
         return [(s.start, s.end) for s in self.segments]
 
 
+def _label_key(label: str) -> str:
+    """What a label is compared by: lowercased, blanks collapsed to one space, stripped."""
+    return re.sub(r"\s+", " ", label.strip().lower())
+
+
 def _label_body(label: str) -> str:
     """Regex for one label: escaped, whitespace-tolerant."""
     return r"[ \t]*".join(re.escape(part) for part in label.split())
@@ -110,7 +117,8 @@ def _family_body(label: str) -> str:
 
 
 def _marker_regex(body: str, parenthesised: bool) -> str:
-    colon = r"[ \t]*(?:\*\*)?[ \t]*:?" if parenthesised else r"[ \t]*(?:\*\*)?[ \t]*:"
+    # Same language as ``[ \t]*(?:\*\*)?[ \t]*:`` without two adjacent ``[ \t]*`` (linear time).
+    colon = r"[ \t]*(?:\*\*[ \t]*)?:?" if parenthesised else r"[ \t]*(?:\*\*[ \t]*)?:"
     # A word label must not be followed by more of its word/number (Answer 1 vs Answer 10).
     guard = "" if parenthesised else r"(?![0-9A-Za-z])"
     return _PREFIX + "(" + body + ")" + guard + colon + r"(?:\*\*)?"
@@ -127,31 +135,47 @@ def parse_segments(completion: str, labels: Sequence[str]) -> ParsedCompletion:
         A :class:`ParsedCompletion` with exactly ``len(labels)`` segments.
 
     Raises:
-        ValueError: if ``labels`` is empty, has duplicates or an empty label (a data bug,
-            never a model-output problem).
+        ValueError: if ``labels`` is empty, has an empty label, two labels that differ only in
+            case or blanks (``"a"``/``"A"``: the second would take every marker of the first),
+            or a label holding a blank other than a space or tab (a line break, NBSP, ``\\x1c``
+            ...: a marker is matched on one line with ``[ \\t]`` between words, so such a label
+            could never be found). A data bug, never a model-output problem.
     """
     if not labels:
         raise ValueError("parse_segments: the label list is empty")
-    if len(set(labels)) != len(labels) or any(not str(lab).strip() for lab in labels):
-        raise ValueError(f"parse_segments: labels must be unique and non-empty, got {list(labels)!r}")
+    keys = [_label_key(str(lab)) for lab in labels]
+    if len(set(keys)) != len(keys) or not all(keys):
+        raise ValueError(
+            "parse_segments: labels must be unique (ignoring case and blanks) and non-empty, "
+            f"got {list(labels)!r}"
+        )
+    unmatchable = [lab for lab in labels if re.search(r"[^\S \t]", lab)]
+    if unmatchable:
+        raise ValueError(
+            f"parse_segments: labels may hold only spaces and tabs as blanks, got {unmatchable!r}"
+        )
     if not isinstance(completion, str):
         completion = "" if completion is None else str(completion)
 
-    canon = {lab.lower(): k for k, lab in enumerate(labels)}
-    norm = {re.sub(r"\s+", " ", lab.strip().lower()): k for k, lab in enumerate(labels)}
+    norm = {key: k for k, key in enumerate(keys)}
     bodies = {_label_body(lab) for lab in labels}
     families = {_family_body(lab) for lab in labels}
     paren = all(re.fullmatch(r"\(.+\)", lab) for lab in labels)
-    pattern = re.compile(
-        _marker_regex("|".join(sorted(bodies | families, key=len, reverse=True)), paren),
-        re.IGNORECASE | re.MULTILINE,
-    )
+    # Expected labels first, longest first, then the family patterns: Python's alternation takes
+    # the first branch that fits, and with parenthesised labels (no guard after them) a shorter
+    # branch tried first cut ``(a)(b):`` to ``(a)`` (found by fuzzing; sorting every pattern by
+    # its regex length put the family ``\([A-Za-z]{1,2}\)`` before the label ``\(a\)\(b\)``).
+    def longest_first(patterns: set[str]) -> list[str]:
+        return sorted(patterns, key=lambda b: (-len(b), b))
+
+    branches = longest_first(bodies) + longest_first(families - bodies)
+    pattern = re.compile(_marker_regex("|".join(branches), paren), re.IGNORECASE | re.MULTILINE)
 
     # (line_start, label_start, content_start, label index or -1 for unexpected)
     markers: list[tuple[int, int, int, int]] = []
     for m in pattern.finditer(completion):
-        found = re.sub(r"\s+", " ", m.group(1).strip().lower())
-        k = norm.get(found, canon.get(found, -1))
+        found = _label_key(m.group(1))
+        k = norm.get(found, -1)
         markers.append((m.start(), m.start(1), m.end(), k))
 
     first: dict[int, int] = {}

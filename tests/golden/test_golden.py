@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from golden import KEYS, MULTICHART, REFERENCE, STEPS, run_golden
 
 pytestmark = pytest.mark.skipif(not MULTICHART.exists(), reason=f"real data not found at {MULTICHART}")

@@ -1,7 +1,6 @@
 """Resume that reproduces: 4 steps == 2 steps + kill + resume + 2 steps, to 1e-6 on CPU."""
 
 import pytest
-import torch
 from transformers import TrainerCallback
 
 from segrl.models import load_policy

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from segrl.models import load_policy
-from segrl.rewards import make_segment_reward
 from segrl.rewards.scorer import RewardError
 from segrl.tasks.segments import parse_segments
 from segrl.trainers.config import SegmentGRPOConfig
