@@ -29,7 +29,9 @@ class SegmentScores:
 
     Attributes:
         rewards: ``(B, K)`` float. r[i, k] = the metric's score of segment k; 0.0 for a
-            missing segment (it still counts in its group's statistics) and for padding.
+            missing segment (it still counts in its group's statistics) and for padding. A
+            non-finite score (NaN, ±inf) is kept as it is, never replaced by a default: see
+            :attr:`nonfinite`.
         mask: ``(B, K)`` bool, True where segment k exists for the prompt (k < K_i) and its
             reference could be scored (the metric did not return None).
         present: ``(B, K)`` bool, True where the completion wrote segment k.
@@ -41,8 +43,13 @@ class SegmentScores:
     present: torch.Tensor
     parsed: list[ParsedCompletion]
 
+    @property
+    def nonfinite(self) -> torch.Tensor:
+        """``(B, K)`` bool, True where a masked-in segment's score is NaN or ±inf."""
+        return self.mask & ~torch.isfinite(self.rewards)
+
     def mean_reward(self) -> torch.Tensor:
-        """``(B,)`` mean of r[i, k] over the masked-in segments (0 if none)."""
+        """``(B,)`` mean of r[i, k] over the masked-in segments (0 if none; NaN/inf propagate)."""
         m = self.mask.float()
         return (self.rewards * m).sum(1) / m.sum(1).clamp(min=1.0)
 
@@ -69,8 +76,10 @@ def score_segments(
 
     Raises:
         ValueError: if the three lists differ in length, or a row's labels and references differ.
-        RewardError: if the metric raises or returns the wrong number of scores or a non-finite
-            score — never silently replaced by a default value.
+        RewardError: if the metric raises or returns the wrong number of scores — never
+            silently replaced by a default value. A non-finite score is not an error here: it
+            is kept in ``rewards`` and flagged by :attr:`SegmentScores.nonfinite`; the trainer
+            counts it and the step is skipped when it makes the gradient non-finite.
     """
     B = len(completions)
     if not (len(segment_labels) == len(segment_references) == B):
@@ -102,7 +111,7 @@ def score_segments(
     probe_refs = [[str(r) for r in segment_references[i][k]] for i, k in missing]
     try:
         scores = list(metric(preds + [""] * len(missing), refs + probe_refs)) if (preds or missing) else []
-    except Exception as e:  # noqa: BLE001 - re-raised with context, never swallowed
+    except Exception as e:  # re-raised with context, never swallowed
         name = getattr(metric, "__name__", type(metric).__name__)
         raise RewardError(f"segment reward {name!r} raised {type(e).__name__}: {e}") from e
     if len(scores) != len(preds) + len(missing):
@@ -111,9 +120,10 @@ def score_segments(
         if s is None:
             mask[i, k] = False
             continue
-        s = float(s)
-        if s != s or s in (float("inf"), float("-inf")):
-            raise RewardError(f"segment reward returned a non-finite score {s} for row {i}, segment {k}")
+        try:
+            s = float(s)
+        except (TypeError, ValueError) as e:
+            raise RewardError(f"segment reward returned {s!r} for row {i}, segment {k}: not a number") from e
         if present[i, k]:
             rewards[i, k] = s
     return SegmentScores(rewards=rewards, mask=mask, present=present, parsed=parsed)

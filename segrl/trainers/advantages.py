@@ -92,7 +92,7 @@ ALGORITHM_TRL_OPTIONS: dict[str, dict[str, object]] = {}
 
 
 def group_normalize(x: torch.Tensor, num_generations: int, scale: str = "group", eps: float = EPS) -> torch.Tensor:
-    """Centre (and scale) ``x`` within each group of ``G`` consecutive rows, ignoring NaNs.
+    """Centre (and scale) ``x`` within each group of ``G`` consecutive rows, ignoring non-finite entries.
 
     ``A[i] = (x[i] - mean_g x) / (std_g x + eps)`` with the Bessel-corrected std
     (GRPO: Shao et al. 2024, "DeepSeekMath", Sec. 4.1.2, outcome supervision; TRL ``GRPOTrainer``).
@@ -100,13 +100,15 @@ def group_normalize(x: torch.Tensor, num_generations: int, scale: str = "group",
     Training", Sec. 3.1, eq. 3).
 
     Args:
-        x: ``(B,)`` or ``(B, K)`` float; NaN marks an entry to leave out of the statistics.
+        x: ``(B,)`` or ``(B, K)`` float; NaN marks an entry to leave out of the statistics
+            (a masked segment), and so does ±inf (a broken reward: left out, never averaged in;
+            the trainer counts such rewards in ``nonfinite/segment_rewards``).
         num_generations: G.
         scale: ``"group"`` (divide by the group std) or ``"none"``.
         eps: added to the std.
 
     Returns:
-        Same shape as ``x``; 0 where ``x`` is NaN, and 0 for a whole zero-variance group.
+        Same shape as ``x``; 0 where ``x`` is not finite, and 0 for a whole zero-variance group.
 
     Raises:
         ValueError: on an unknown ``scale`` or a batch that is not a whole number of groups.
@@ -117,7 +119,7 @@ def group_normalize(x: torch.Tensor, num_generations: int, scale: str = "group",
     if B % num_generations:
         raise ValueError(f"batch of {B} rows is not a whole number of groups of {num_generations}")
     g = x.reshape(B // num_generations, num_generations, *x.shape[1:]).float()
-    valid = ~torch.isnan(g)
+    valid = torch.isfinite(g)
     count = valid.sum(dim=1, keepdim=True)
     filled = torch.where(valid, g, torch.zeros_like(g))
     mean = filled.sum(dim=1, keepdim=True) / count.clamp(min=1)

@@ -21,6 +21,7 @@ separators, EOS) carry the rollout-level advantage of the holistic reward; the l
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -42,6 +43,8 @@ from segrl.trainers.token_mapping import (
     segment_index_tensor,
     token_char_offsets,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def completion_text(completion) -> str:
@@ -209,11 +212,31 @@ class SegmentGRPOTrainer(GRPOTrainer):
         token_adv = map_advantages_to_tokens(rollout, segment, token_segment)
         out["advantages"] = token_adv.to(out["completion_ids"].device)
 
+        self._count_nonfinite(mode, seg_rewards, seg_mask, token_adv, out["completion_mask"])
         self._log_segment_metrics(mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
                                   out["completion_mask"])
         if args.dump_advantages and mode == "train":
             self._dump_advantages(holistic, seg_rewards, seg_mask, adv, token_adv)
         return out
+
+    def _count_nonfinite(self, mode, seg_rewards, seg_mask, token_adv, completion_mask) -> None:
+        """Count NaN/inf segment rewards (all ranks' ``(B, K)``) and token advantages (this rank's
+        ``(B_local, T)``) into ``nonfinite/segment_rewards`` and ``nonfinite/token_advantages``, with a
+        warning.
+
+        A non-finite reward is left out of its group's statistics and its segment's tokens get
+        advantage 0 (:func:`segrl.trainers.advantages.group_normalize`), like an unscorable
+        segment, so the rest of the batch still trains; a non-finite advantage that still gets
+        through makes the gradient non-finite, and :meth:`_get_grad_norm` skips the step."""
+        bad_rewards = int((seg_mask.bool() & ~torch.isfinite(seg_rewards)).sum())
+        bad_adv = int((completion_mask.bool() & ~torch.isfinite(token_adv.to(completion_mask.device))).sum())
+        self._metrics[mode]["nonfinite/segment_rewards"].append(float(bad_rewards))
+        self._metrics[mode]["nonfinite/token_advantages"].append(float(bad_adv))
+        if bad_rewards or bad_adv:
+            logger.warning(
+                "step %d: %d non-finite segment rewards (left out of their group, advantage 0), %d non-finite "
+                "token advantages (the optimizer step is skipped if the gradient norm is not finite)", self.state.global_step, bad_rewards, bad_adv,
+            )
 
     def _dump_advantages(self, holistic, seg_rewards, seg_mask, adv, token_adv) -> None:
         """Save this rank's view of the step: gathered rewards/advantages (identical on every rank)

@@ -47,8 +47,18 @@ def test_metric_failures_are_loud_not_zero():
         score_segments(["Answer 1: x"], [["Answer 1"]], [[["x"]]], boom)
     with pytest.raises(RewardError, match="returned 0 scores for 1"):
         score_segments(["Answer 1: x"], [["Answer 1"]], [[["x"]]], lambda p, r: [])
-    with pytest.raises(RewardError, match="non-finite"):
-        score_segments(["Answer 1: x"], [["Answer 1"]], [[["x"]]], lambda p, r: [float("nan")])
+    with pytest.raises(RewardError, match="not a number"):
+        score_segments(["Answer 1: x"], [["Answer 1"]], [[["x"]]], lambda p, r: ["oops"])
+
+
+def test_nonfinite_scores_are_kept_and_flagged_not_replaced():
+    labels, refs = [["Answer 1", "Answer 2"]] * 2, [[["x"], ["y"]]] * 2
+    completions = ["Answer 1: x\nAnswer 2: y", "Answer 1: x"]  # row 1 misses segment 2
+    scores = score_segments(completions, labels, refs, lambda p, r: [float("nan"), 1.0, 0.5, 0.0])
+    assert torch.isnan(scores.rewards[0, 0]) and scores.rewards[0, 1] == 1.0 and scores.rewards[1, 0] == 0.5
+    assert scores.nonfinite.tolist() == [[True, False], [False, False]]
+    mean = scores.mean_reward()
+    assert torch.isnan(mean[0]) and mean[1] == 0.25
 
 
 def test_input_length_mismatches_raise():

@@ -193,3 +193,12 @@ def test_inputs_validate_shapes():
         inputs([[1.0], [0.0], [1.0]], G=2)
     with pytest.raises(ValueError, match="segment_mask"):
         AdvantageInputs(torch.zeros(2), torch.zeros(2, 3), torch.ones(2, 2, dtype=torch.bool), 2)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nonfinite_reward_is_left_out_of_its_group(bad):
+    # Group of 3 for segment 0: [bad, 1, 0] -> the pair (1, 0) alone sets the statistics.
+    b = inputs([[bad, 0.0], [1.0, 0.0], [0.0, 0.0]], hol=[0.0, 1.0, 0.0], G=3)
+    a = compute_advantages("sd_grpo", b).segment
+    torch.testing.assert_close(a[:, 0], torch.tensor([0.0, PAIR, -PAIR]), rtol=0, atol=1e-6)
+    assert torch.isfinite(a).all()

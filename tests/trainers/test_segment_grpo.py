@@ -134,3 +134,31 @@ def test_nonfinite_gradient_skips_the_optimizer_step(tmp_path, colour_warm_model
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # nothing moved
     skipped = [r["nonfinite/grad_step_skipped"] for r in trainer.state.log_history if "nonfinite/grad_step_skipped" in r]
     assert skipped == [1.0, 1.0]
+
+
+def test_nonfinite_reward_is_counted_and_left_out_of_its_group(tmp_path, colour_warm_model, colour_data):
+    path, _ = colour_warm_model
+    model, processor = load_policy(str(path))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def nan_first(predictions, references):  # NaN for the first scored segment of each batch
+        return [float("nan")] + [float(len(p)) for p in predictions[1:]]
+
+    two_segment_rows = colour_data.filter(lambda r: len(r["segment_labels"]) == 2)
+    args = make_args(tmp_path, max_steps=1, dump_advantages=True)
+    trainer = SegmentGRPOTrainer(model=model, segment_metric=nan_first, args=args,
+                                 train_dataset=two_segment_rows, processing_class=processor)
+    trainer.train()
+    log = next(r for r in trainer.state.log_history if "nonfinite/segment_rewards" in r)
+    assert log["nonfinite/segment_rewards"] == 1.0
+    assert log["nonfinite/token_advantages"] == 0.0
+    assert log["nonfinite/grad_step_skipped"] == 0.0
+    step = torch.load(tmp_path / "run" / "advantages" / "step0_rank0.pt")
+    bad = torch.isnan(step["segment_rewards"]).nonzero().tolist()
+    assert len(bad) == 1
+    i, k = bad[0]
+    assert step["segment"][i, k] == 0.0 and torch.isfinite(step["segment"]).all()
+    assert torch.isnan(step["holistic"][i]) and step["rollout"][i] == 0.0  # left out of its group too
+    others = [j for j in range(len(step["rollout"])) if j // 4 == i // 4 and j != i]
+    assert step["segment"][others, k].abs().sum() > 0  # the group's other rollouts still get credit
+    assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters())  # the rest trained
