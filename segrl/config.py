@@ -80,25 +80,27 @@ class ExperimentConfig:
     eval: EvalSection = field(default_factory=EvalSection)
 
     def grpo_config(self, **overrides):
-        """Build the typed :class:`SegmentGRPOConfig` of the ``train`` section.
+        """Build the typed trainer config of the ``train`` section: :class:`SegmentGRPOConfig`, or the
+        subclass registered for ``train.algo`` in :data:`segrl.trainers.registry.TRAINERS`.
 
         Raises:
             ConfigError: an unknown ``train`` key, or a value TRL/segrl rejects.
         """
         import torch
 
-        from segrl.trainers.config import SegmentGRPOConfig
+        from segrl.trainers.registry import config_class
 
         defaults: dict[str, Any] = {"output_dir": self.output_dir, "report_to": "none"}
         if not torch.cuda.is_available():  # CPU: TRL's bf16 default needs a GPU
             defaults.update(use_cpu=True, bf16=False)
         values = {**defaults, **self.train, **overrides}
-        known = {f.name for f in dataclasses.fields(SegmentGRPOConfig)}
+        cls = config_class(str(values.get("algo", "sd_grpo")))
+        known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"train: unknown key(s) {unknown} (not SegmentGRPOConfig / GRPOConfig fields)")
+            raise ConfigError(f"train: unknown key(s) {unknown} (not {cls.__name__} / GRPOConfig fields)")
         try:
-            return SegmentGRPOConfig(**values)
+            return cls(**values)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"train: {e}") from e
 

@@ -41,7 +41,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
     """
     from segrl.models.loading import load_policy
     from segrl.trainers.checkpoint import LatestCheckpointMarker, resolve_resume
-    from segrl.trainers.segment_grpo import SegmentGRPOTrainer
+    from segrl.trainers.registry import trainer_class
 
     data_path = Path(cfg.data.path)
     if not data_path.exists():
@@ -56,7 +56,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
     metric = make_segment_reward(task.segment_reward, reference_corpus=reference_corpus(train))
 
     started, t0 = now(), time.time()
-    trainer = SegmentGRPOTrainer(
+    trainer = trainer_class(args.algo)(
         model=policy, segment_metric=metric, args=args, train_dataset=train, processing_class=processor,
         callbacks=[LatestCheckpointMarker()],
     )
