@@ -73,8 +73,14 @@ reproduce-table1: install
 	done
 	$(SEGRL) report table1
 
-reproduce-table2 reproduce-table3 reproduce-table4:
-	@echo "$@: not implemented yet (see the open issues: table2/table4 #9, table3 #4)." >&2; exit 2
+reproduce-table2:
+	@echo "$@: not implemented yet (issue #9)." >&2; exit 2
+
+reproduce-table3:
+	@echo "$@: not implemented yet (issue #4)." >&2; exit 2
+
+reproduce-table4:
+	@echo "$@: not implemented yet (issue #9)." >&2; exit 2
 
 clean:
 	rm -rf data models runs
