@@ -32,17 +32,21 @@ def command(
     repeats: int = typer.Option(5, min=1, help="Timed repeats per mode (interleaved; median reported)."),
     profile: bool = typer.Option(True, help="Add one cProfile pass per metric and mode (untimed)."),
     out_dir: Path = typer.Option(Path("results/bench"), help="Directory for rewards.json and rewards.md."),
+    n_naive: int = typer.Option(16, min=0, help="Segments also scored naively (a fresh pycocoevalcap scorer, "
+                                "for METEOR a new JVM, per segment); 0 skips."),
 ) -> None:
     """Per-segment rewards: one batched call per metric vs pycocoevalcap once per segment."""
     from segrl.bench.rewards import main
 
     parts = ["segrl", "bench", "rewards", "--n-prompts", n_prompts, "--n-rollouts", n_rollouts,
              "--n-segments", n_segments, *[x for m in metric for x in ("--metric", m)], "--seed", seed,
-             "--repeats", repeats, "--profile" if profile else "--no-profile", "--out-dir", out_dir]
+             "--repeats", repeats, "--profile" if profile else "--no-profile", "--out-dir", out_dir,
+             "--n-naive", n_naive]
     line = " ".join(shlex.quote(str(a)) for a in parts)
     try:
         res = main(n_prompts=n_prompts, n_rollouts=n_rollouts, n_segments=n_segments, metrics=tuple(metric),
-                   seed=seed, out_dir=out_dir, repeats=repeats, profile=profile, command=line)
+                   seed=seed, out_dir=out_dir, repeats=repeats, profile=profile, command=line,
+                   n_naive=n_naive)
     except (ValueError, RuntimeError) as e:
         console.print(f"[red]bench rewards failed:[/] {e}")
         raise typer.Exit(1) from None
@@ -50,7 +54,8 @@ def command(
         console.print(f"{name:>10}: batched {r['batched_seg_per_s']:8.0f} seg/s, per call "
                       f"{r['per_call_seg_per_s']:8.0f} seg/s, {r['speedup']:6.2f}x, max |diff| {r['max_abs_diff']:.1e}")
     o = res["overall"]
-    console.print(f"{'all':>10}: {o['speedup']:.2f}x; identical: {res['identical']}")
+    naive = f"; vs naive (fresh scorer per segment): {o['naive_speedup']:.1f}x" if "naive_speedup" in o else ""
+    console.print(f"{'all':>10}: {o['speedup']:.2f}x{naive}; identical: {res['identical']}")
     console.print(f"wrote {Path(out_dir) / 'rewards.json'} and {Path(out_dir) / 'rewards.md'}")
     if not res["identical"]:
         console.print("[red]batched and per-call scores differ beyond tolerance[/]")

@@ -25,7 +25,7 @@ def test_synthetic_batch_is_deterministic_and_shaped():
 def test_small_run_scores_identically_and_writes_both_files(tmp_path):
     metrics = DEFAULT_METRICS if shutil.which("java") else tuple(m for m in DEFAULT_METRICS if m != "meteor")
     res = main(n_prompts=2, n_rollouts=2, n_segments=2, metrics=metrics, out_dir=tmp_path, repeats=1,
-               profile=False)
+               profile=False, n_naive=2)
     assert res["identical"] is True and res["n_segments_total"] == 8
     assert list(res["metrics"]) == list(metrics)
     for name, r in res["metrics"].items():
@@ -33,6 +33,9 @@ def test_small_run_scores_identically_and_writes_both_files(tmp_path):
         assert len(batched) == 8 and max(abs(a - b) for a, b in zip(batched, per_call)) <= 1e-9
         assert r["max_abs_diff"] <= 1e-9 and r["batched_seg_per_s"] > 0 and r["per_call_seg_per_s"] > 0
         assert 0.0 < r["mean_score"] < (10.0 if name == "cider_d" else 1.0)  # non-trivial scores
+        assert r["naive_max_abs_diff"] <= 1e-9 and r["naive_seg_per_s"] > 0
+    if "meteor" in metrics:  # a JVM start per segment: far slower than the batched long-lived process
+        assert res["metrics"]["meteor"]["naive_speedup"] > 20
     record = json.loads((tmp_path / "rewards.json").read_text())
     assert record["metrics"].keys() == res["metrics"].keys()
     assert record["machine"]["platform"] and record["machine"]["cpu_count"] >= 1
@@ -56,9 +59,9 @@ def test_cli_command(tmp_path):
     out = tmp_path / "cli"
     result = CliRunner().invoke(app, ["rewards", "--n-prompts", "1", "--n-rollouts", "2", "--n-segments", "2",
                                       "--metric", "bleu4", "--metric", "rouge_l", "--repeats", "1",
-                                      "--no-profile", "--out-dir", str(out)])
+                                      "--no-profile", "--out-dir", str(out), "--n-naive", "0"])
     assert result.exit_code == 0, result.output
     record = json.loads((out / "rewards.json").read_text())
     assert record["identical"] and list(record["metrics"]) == ["bleu4", "rouge_l"]
     assert record["command"] == (f"segrl bench rewards --n-prompts 1 --n-rollouts 2 --n-segments 2 --metric bleu4 "
-                                 f"--metric rouge_l --seed 0 --repeats 1 --no-profile --out-dir {out}")
+                                 f"--metric rouge_l --seed 0 --repeats 1 --no-profile --out-dir {out} --n-naive 0")
