@@ -40,11 +40,41 @@ class LatestCheckpointMarker(TrainerCallback):
         return control
 
 
+def _deepspeed_missing(checkpoint: Path, world_size: int) -> list[str] | None:
+    """What a DeepSpeed engine checkpoint in ``checkpoint`` lacks, or None if it holds none.
+
+    DeepSpeed saves the model, LR scheduler and optimizer state itself, as ``<tag>/*model_states.pt``
+    and one ``<tag>/*optim_states.pt`` per data-parallel rank, with the tag (``global_stepN``) in the
+    file ``latest``; ``optimizer.pt`` and ``scheduler.pt`` are then absent by design.
+    """
+    tags = sorted(p.name for p in checkpoint.glob("global_step*") if p.is_dir())
+    if not tags:
+        return None
+    tag_file = checkpoint / "latest"
+    if not tag_file.is_file():
+        return ["latest (DeepSpeed's tag file)"]
+    tag = tag_file.read_text().strip()
+    engine = checkpoint / tag
+    if not engine.is_dir():
+        return [f"{tag}/ (the DeepSpeed engine state named by 'latest')"]
+    missing = [] if any(engine.glob("*model_states.pt")) else [f"{tag}/*model_states.pt"]
+    optim = len(list(engine.glob("*optim_states.pt")))
+    if optim < world_size:
+        missing.append(f"{tag}/*optim_states.pt ({optim} of {world_size} ranks)")
+    return missing
+
+
 def missing_pieces(checkpoint: Path, world_size: int = 1) -> list[str]:
     """Files a resumable checkpoint needs but ``checkpoint`` lacks (weights, optimizer, scheduler,
-    trainer state, one RNG state per process)."""
-    missing = [name for name in REQUIRED if not (checkpoint / name).exists()]
-    if not any((checkpoint / w).exists() for w in WEIGHTS):
+    trainer state, one RNG state per process). A DeepSpeed checkpoint's optimizer (and possibly
+    weights) live in its engine state instead (:func:`_deepspeed_missing`)."""
+    engine = _deepspeed_missing(checkpoint, world_size)
+    # Under DeepSpeed the engine also owns the LR scheduler (accelerate hands it to deepspeed.initialize).
+    required = REQUIRED if engine is None else tuple(n for n in REQUIRED if n not in ("optimizer.pt", "scheduler.pt"))
+    missing = [name for name in required if not (checkpoint / name).exists()]
+    if engine is not None:
+        missing += engine
+    elif not any((checkpoint / w).exists() for w in WEIGHTS):
         missing.append("model weights (model.safetensors)")
     rng = ["rng_state.pth"] if world_size == 1 else [f"rng_state_{i}.pth" for i in range(world_size)]
     missing += [name for name in rng if not (checkpoint / name).exists()]

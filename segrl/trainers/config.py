@@ -50,17 +50,26 @@ class SegmentGRPOConfig(GRPOConfig):
         metadata={"help": "TRL reward scaling for its own logging; default: the algorithm's."},
     )
 
+    @property
+    def estimator(self) -> str:
+        """The registered advantage estimator (:data:`ALGORITHMS`) behind ``algo``: ``algo`` itself here.
+
+        A config whose algorithm wraps an estimator (SRPO reweights ``grpo``/``sd_grpo``; Dr. Seg
+        changes the reward of one) overrides this; the checks below and the trainer use it.
+        """
+        return self.algo
+
     def __post_init__(self) -> None:
-        if self.algo not in ALGORITHMS:
+        if self.estimator not in ALGORITHMS:
             raise ValueError(f"algo={self.algo!r} is not registered; known: {', '.join(ALGORITHMS.names())}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.format_weight < 0:
             raise ValueError(f"format_weight must be >= 0, got {self.format_weight}")
-        required = ALGORITHM_TRL_OPTIONS.get(self.algo, {})
+        required = ALGORITHM_TRL_OPTIONS.get(self.estimator, {})
         if self.loss_type is None:
             self.loss_type = str(required.get("loss_type", "grpo"))
-        elif self.algo.endswith("dr_grpo") and self.loss_type != "dr_grpo":
+        elif self.estimator.endswith("dr_grpo") and self.loss_type != "dr_grpo":
             raise ValueError(
                 f"algo={self.algo!r} is Dr. GRPO, whose loss is loss_type='dr_grpo'; got loss_type={self.loss_type!r}"
             )

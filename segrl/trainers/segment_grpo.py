@@ -98,10 +98,17 @@ class SegmentGRPOTrainer(GRPOTrainer):
         if not isinstance(args, SegmentGRPOConfig):
             raise TypeError(f"args must be a SegmentGRPOConfig, got {type(args).__name__}")
         self.segment_metric = segment_metric
-        reward_funcs = make_reward_funcs(segment_metric)
-        args.reward_weights = [1.0, float(args.format_weight)]
+        reward_funcs, args.reward_weights = self._reward_funcs(segment_metric, args)
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
         self._pending: dict | None = None
+
+    def _reward_funcs(self, segment_metric, args: SegmentGRPOConfig) -> tuple[list, list[float]]:
+        """The reward columns TRL logs and their weights: ``segments`` (1) and ``format`` (``format_weight``).
+
+        A trainer with another rollout reward overrides this together with
+        :meth:`_calculate_rewards` and :meth:`_holistic_rewards`.
+        """
+        return make_reward_funcs(segment_metric), [1.0, float(args.format_weight)]
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -188,11 +195,10 @@ class SegmentGRPOTrainer(GRPOTrainer):
         G = self.num_generations if mode == "train" else self.num_generations_eval
 
         seg_rewards, seg_mask = self._gather_segments(scores)
-        holistic_local = scores.mean_reward() + args.format_weight * pending["format"]
-        holistic = self.accelerator.gather(holistic_local.to(self.accelerator.device))
+        holistic = self._holistic_rewards(pending)
 
         adv = compute_advantages(
-            args.algo,
+            args.estimator,
             AdvantageInputs(holistic.float(), seg_rewards.float(), seg_mask.bool(), G),
             alpha=args.alpha,
             eps=args.advantage_eps,
@@ -218,6 +224,15 @@ class SegmentGRPOTrainer(GRPOTrainer):
         if args.dump_advantages and mode == "train":
             self._dump_advantages(holistic, seg_rewards, seg_mask, adv, token_adv)
         return out
+
+    def _holistic_rewards(self, pending: dict) -> torch.Tensor:
+        """``(B,)`` holistic reward of every process's rollouts: ``R = mean_k r_k + format_weight * format``.
+
+        ``pending`` is what :meth:`_calculate_rewards` left for this batch (this process's
+        ``scores`` and ``format``). A trainer with another rollout reward overrides this hook.
+        """
+        local = pending["scores"].mean_reward() + self.args.format_weight * pending["format"]
+        return self.accelerator.gather(local.to(self.accelerator.device))
 
     def _count_nonfinite(self, mode, seg_rewards, seg_mask, token_adv, completion_mask) -> None:
         """Count NaN/inf segment rewards (all ranks' ``(B, K)``) and token advantages (this rank's

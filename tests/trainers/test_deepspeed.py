@@ -18,6 +18,7 @@ import yaml
 from datasets import DatasetDict
 
 from segrl.tasks.base import save_dataset_atomic
+from segrl.trainers.checkpoint import ResumeError, resolve_resume
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCELERATE_CONFIG = ROOT / "configs" / "accelerate" / "zero2_cpu_2proc.yaml"
@@ -38,17 +39,21 @@ def test_two_process_zero2_sd_grpo(tmp_path, colour_warm_model, colour_data):
     config.write_text(yaml.safe_dump({
         "task": "multichart", "output_dir": str(out), "data": {"path": str(data)},
         "train": {"algo": "sd_grpo", "num_generations": 4, "per_device_train_batch_size": 4, "max_steps": 2,
-                  "max_completion_length": 12, "learning_rate": 1e-3, "logging_steps": 1, "save_strategy": "no",
+                  "max_completion_length": 12, "learning_rate": 1e-3, "logging_steps": 1, "save_strategy": "steps",
+                  "save_steps": 1,
                   "beta": 0.0, "temperature": 1.0, "dump_advantages": True, "seed": 0},
     }))
     accelerate = Path(sys.executable).parent / "accelerate"
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [str(accelerate), "launch", "--config_file", str(ACCELERATE_CONFIG), "--main_process_port",
-           str(free_port()), "-m", "segrl.cli", "train", "--config", str(config), "--model", str(sft),
-           "--resume", "off"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "DeepSpeed" in proc.stdout + proc.stderr
+
+    def launch(*extra):
+        cmd = [str(accelerate), "launch", "--config_file", str(ACCELERATE_CONFIG), "--main_process_port",
+               str(free_port()), "-m", "segrl.cli", "train", "--config", str(config), "--model", str(sft), *extra]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "DeepSpeed" in proc.stdout + proc.stderr
+
+    launch("--resume", "off")
 
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in log if "loss" in r]
@@ -65,3 +70,17 @@ def test_two_process_zero2_sd_grpo(tmp_path, colour_warm_model, colour_data):
         assert r0["token_advantages"].shape[0] == r1["token_advantages"].shape[0] == 4  # each rank's own rows
         nonzero |= bool(r0["segment"].abs().sum() > 0)
     assert nonzero, "all advantages were zero: the check would be vacuous"
+
+    # Resume under DeepSpeed: the engine keeps the optimizer in checkpoint-N/global_stepN/ (no optimizer.pt).
+    checkpoint = out / "checkpoint-2"
+    assert (out / "latest").read_text().strip() == "checkpoint-2"
+    assert not (checkpoint / "optimizer.pt").exists() and (checkpoint / "global_step2").is_dir()
+    assert resolve_resume("auto", out, world_size=2) == str(checkpoint)
+    launch("--resume", "auto", "--set", "train.max_steps=3")
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert [r["step"] for r in state["log_history"] if "loss" in r] == [1, 2, 3]  # continued, not restarted
+    for name in (out / "checkpoint-3" / "global_step3").glob("*optim_states.pt"):
+        name.unlink()
+    with pytest.raises(ResumeError, match=r"global_step3/\*optim_states.pt \(0 of 2 ranks\)"):
+        resolve_resume("auto", out, world_size=2)
