@@ -68,9 +68,10 @@ REWARD_RANGES: dict[str, tuple[float, float]] = {
     "bleu4": (0.0, 1.0),
     "cider_d": (0.0, 10.0),  # 10 x a mean of clipped cosines in [0, 1] (derivation in tests/test_fuzz.py)
     "format": (0.0, 1.0),
+    "iou": (0.0, 1.0),
 }
 """Closed range of every reward's values; a metric not listed is only checked to be finite."""
-MAX_ON_REFERENCE: dict[str, float] = {"accuracy": 1.0, "format": 1.0}
+MAX_ON_REFERENCE: dict[str, float] = {"accuracy": 1.0, "format": 1.0, "iou": 1.0}
 """What a reference answer must score on itself (metrics without a fixed maximum are not listed)."""
 _EPS = 1e-9  # float rounding at the top of a range
 

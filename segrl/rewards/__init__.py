@@ -167,3 +167,12 @@ def _bertscore_factory(
             raise ValueError("bertscore: idf=True needs reference_corpus= (the training references)")
         idf_sents = [str(r) for refs in reference_corpus for r in refs if r is not None and str(r).strip()]
     return shared_bertscore(model_type, num_layers, batch_size, idf, lang, idf_sents=idf_sents, device=device)
+
+
+@SEGMENT_REWARDS.register("iou")
+def _iou_factory(*, reference_corpus: Corpus | None = None) -> SegmentMetric:
+    """Per-object box IoU of a grounding answer's ``Object k`` segment with target k (``reference_corpus``
+    unused; :func:`segrl.rewards.grounding.object_iou`)."""
+    from segrl.rewards.grounding import object_iou
+
+    return _bind(object_iou, "iou")

@@ -9,9 +9,9 @@ TASKS: Registry[TaskSpec] = Registry("task")
 
 
 def _register_builtin() -> None:
-    from segrl.tasks import docci, multichart
+    from segrl.tasks import chartgen, docci, grounding, mmsci, multichart
 
-    for spec in (multichart.TASK, docci.TASK):
+    for spec in (multichart.TASK, docci.TASK, mmsci.TASK, grounding.TASK, chartgen.TASK):
         TASKS.add(spec.name, spec)
 
 

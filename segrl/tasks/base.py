@@ -63,6 +63,8 @@ class TaskSpec:
         segment_reward: name in ``segrl.rewards.SEGMENT_REWARDS`` of the per-segment reward.
         eval_metrics: names of per-segment metrics reported by ``segrl eval``.
         description: one line for ``segrl build-data --help``.
+        holistic_metrics: names (of ``eval_metrics``) that ``segrl eval`` also scores on the whole
+            answer against the whole ``reference`` (reported as ``<name>_holistic``).
     """
 
     name: str
@@ -71,6 +73,7 @@ class TaskSpec:
     segment_reward: str
     eval_metrics: tuple[str, ...]
     description: str = ""
+    holistic_metrics: tuple[str, ...] = ()
 
 
 def format_instruction(labels: Sequence[str], unit: str = "question") -> str:

@@ -59,10 +59,38 @@ Split: by group, deterministic for a seed: the (``limit``-truncated) sorted grou
 shuffled with ``random.Random(seed)``; the first ``round(test_fraction * n)`` go to ``test``
 (at least 1 and at most n - 1), the rest to ``train``. Rows within a split are in sorted group
 order. A build needs at least 2 groups (``datasets`` cannot save an empty split).
+
+Long form (``questions_per_answer=K``, ``segrl build-data multichart --questions-per-answer K``):
+one example asks exactly K questions about one chart group and expects K segments
+``Answer 1`` ... ``Answer K`` (the paper's second setting; credit misattribution is measured
+against K). A group's segments are its questions with parallel questions expanded into their
+sub-questions (a sub-answer counts as a question; MultiChartQA's sub-questions each name their
+chart, and none of the sample's 187 parallel questions has text before its item 1, so a
+sub-question stands alone when its siblings go to another example). Per group, with n segments:
+
+* ``n % K`` segments, drawn by ``random.Random(f"{seed}:{group}")``, are left out and the other
+  segments are cut, in their original order, into ``n // K`` examples (:func:`long_form_chunks`);
+  drawing them at random keeps the question categories balanced (MultiChartQA orders each group
+  direct, parallel, comparative, sequential; always dropping the tail would drop the hardest).
+* A group with fewer than K segments is **skipped and counted** (``stats["groups_skipped"]``,
+  printed by the CLI), never turned into a shorter example: K must be exact in every row,
+  because the measurement is misattribution and accuracy *against K* (a row of fewer segments
+  would be a smaller K in the K column). The shipped sample has 4-7 segments per group, so it
+  has no K = 8 example at all; such a build raises :class:`DataError` saying so.
+* Every image of the group is shown (a question may refer to any chart); the prompt is built
+  as above from the chosen segments only. Row ids are ``<group>-k<K>-<j>`` (j = 1, 2, ...).
+* The split is made on groups *before* chunking, so the held-out groups are the same for every
+  K. ``meta`` adds ``group``, ``questions_per_answer``, ``group_segments`` (indices of the row's
+  segments among the group's) and ``group_n_segments``; ``question_ids`` / ``question_tasks``
+  list only the questions the row asks, and ``segment_questions`` indexes that list.
+
+Without ``questions_per_answer`` the rows are exactly those of task version 1 (one row per group
+with all its segments), so the version is unchanged.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -317,6 +345,13 @@ def _load_image(path: Path, json_path: Path) -> Image.Image:
         raise DataError(f"{path}: unreadable image ({e})") from e
 
 
+def _png(image: Image.Image) -> dict:
+    """``datasets`` Image value of ``image`` as lossless PNG bytes (fast zlib level: same pixels)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return {"path": None, "bytes": buf.getvalue()}
+
+
 def _read_questions(json_path: Path) -> list:
     if not json_path.is_file():
         raise DataError(f"{json_path}: question file not found")
@@ -331,7 +366,25 @@ def _read_questions(json_path: Path) -> list:
     return data
 
 
-def _build_row(group_dir: Path, source: Path, keep_notes: bool) -> dict:
+@dataclass
+class _Group:
+    """One parsed chart group: its directory, chart files and images, and questions in file order."""
+
+    dir: Path
+    image_names: list[str]
+    images: list  # PIL images (or, once encoded, ``datasets`` Image dicts ``{"path", "bytes"}``)
+    questions: list[_Question]
+
+    def segments(self) -> list[tuple[int, str, str, str]]:
+        """The group's segments in order: ``(question index, prompt text, answer, answer type)``."""
+        return [
+            (qi, part, answer, typ)
+            for qi, q in enumerate(self.questions)
+            for part, answer, typ in zip(q.parts, q.answers, q.types)
+        ]
+
+
+def _read_group(group_dir: Path, keep_notes: bool) -> _Group:
     json_path = group_dir / GROUP_FILE
     raw = _read_questions(json_path)
     first = raw[0] if isinstance(raw[0], dict) else {}
@@ -350,16 +403,25 @@ def _build_row(group_dir: Path, source: Path, keep_notes: bool) -> dict:
             raise DataError(f"{_where(json_path, parsed.qid, 'id')}: duplicate question id")
         seen.add(parsed.qid)
         questions.append(parsed)
-
     images = [_load_image(group_dir / name, json_path) for name in image_names]
+    return _Group(group_dir, image_names, images, questions)
 
-    parts = [p for q in questions for p in q.parts]
-    answers = [a for q in questions for a in q.answers]
-    types = [t for q in questions for t in q.types]
-    seg_q = [k for k, q in enumerate(questions) for _ in q.parts]
-    labels = [f"Answer {k}" for k in range(1, len(parts) + 1)]
 
-    n = len(images)
+def chart_prompt(n_charts: int, labels: list[str], parts: list[str]) -> list[dict]:
+    """The user message of a chart-group example (shared with :mod:`segrl.tasks.chartgen`).
+
+    Content: ``"Chart 1:"``, image, ..., ``"Chart n:"``, image, then one text block: the line
+    naming the charts, one ``"<label> question: <part>"`` block per segment, and
+    :func:`~segrl.tasks.base.format_instruction` of ``labels``.
+
+    Args:
+        n_charts: number of images (>= 1).
+        labels: the K segment labels. parts: the K question texts, in label order.
+
+    Returns:
+        ``[{"role": "user", "content": [...]}]`` (TRL conversational format).
+    """
+    n = n_charts
     if n <= len(_ORDINALS):
         names = [f"the {_ORDINALS[k]} chart is Chart {k + 1}" for k in range(n)]
         mapping = names[0] if n == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -377,28 +439,70 @@ def _build_row(group_dir: Path, source: Path, keep_notes: bool) -> dict:
         content.append({"type": "text", "text": f"Chart {k + 1}:"})
         content.append({"type": "image", "text": None})
     content.append({"type": "text", "text": text})
+    return [{"role": "user", "content": content}]
 
+
+def _make_row(group: _Group, source: Path, keep_notes: bool, picked: list[int] | None = None,
+              row_id: str | None = None, questions_per_answer: int | None = None) -> dict:
+    """A row of ``group``: every segment (``picked`` None, the whole-group row), or the segments
+    at the indices ``picked`` of :meth:`_Group.segments` (a long-form row of K segments)."""
+    segments = group.segments()
+    chosen = segments if picked is None else [segments[i] for i in picked]
+    q_used = sorted({qi for qi, *_ in chosen})  # the questions this row asks (some of their parts)
+    labels = [f"Answer {k}" for k in range(1, len(chosen) + 1)]
+    answers = [a for _, _, a, _ in chosen]
+    meta = dict(
+        source=group.dir.relative_to(source).as_posix(),
+        task_version=TASK.version,
+        image_files=group.image_names,
+        question_ids=[group.questions[i].qid for i in q_used],
+        question_tasks=[group.questions[i].task for i in q_used],
+        answer_types=[t for *_, t in chosen],
+        segment_questions=[q_used.index(qi) for qi, *_ in chosen],
+        n_images=len(group.images),
+        n_segments=len(labels),
+        keep_notes=keep_notes,
+    )
+    if picked is not None:
+        meta.update(group=group.dir.name, questions_per_answer=questions_per_answer,
+                    group_segments=list(picked), group_n_segments=len(segments))
     return {
-        "id": group_dir.name,
+        "id": row_id or group.dir.name,
         "task": TASK.name,
-        "images": images,
-        "prompt": [{"role": "user", "content": content}],
+        "images": group.images,
+        "prompt": chart_prompt(len(group.images), labels, [p for _, p, _, _ in chosen]),
         "segment_labels": labels,
         "segment_references": [[a] for a in answers],
         "reference": format_answer(labels, answers),
-        "meta": make_meta(
-            source=group_dir.relative_to(source).as_posix(),
-            task_version=TASK.version,
-            image_files=image_names,
-            question_ids=[q.qid for q in questions],
-            question_tasks=[q.task for q in questions],
-            answer_types=types,
-            segment_questions=seg_q,
-            n_images=n,
-            n_segments=len(labels),
-            keep_notes=keep_notes,
-        ),
+        "meta": make_meta(**meta),
     }
+
+
+def long_form_chunks(n_segments: int, k: int, rng: random.Random) -> list[list[int]]:
+    """Split a group's ``n_segments`` segments into examples of exactly ``k`` segments.
+
+    ``n_segments % k`` segments, drawn with ``rng`` (so no question position is dropped more
+    often than another), are left out; the rest are cut, in their original order, into
+    ``n_segments // k`` consecutive chunks. A group with fewer than ``k`` segments gives no
+    example (``[]``): K is exact in every row, never "up to K".
+
+    Args:
+        n_segments: the group's number of (sub-)questions. k: segments per example (>= 1).
+        rng: the group's own random stream (seeded by split seed and group name).
+
+    Returns:
+        Lists of segment indices (each sorted, each of length ``k``), in order.
+
+    Raises:
+        ValueError: ``k`` < 1 or ``n_segments`` < 0.
+    """
+    if k < 1 or n_segments < 0:
+        raise ValueError(f"need k >= 1 and n_segments >= 0, got k={k}, n_segments={n_segments}")
+    if n_segments < k:
+        return []
+    dropped = set(rng.sample(range(n_segments), n_segments % k))
+    kept = [i for i in range(n_segments) if i not in dropped]
+    return [kept[j : j + k] for j in range(0, len(kept), k)]
 
 
 def _group_dirs(source: Path) -> list[Path]:
@@ -439,16 +543,24 @@ def build(
     test_fraction: float = 0.2,
     limit: int | None = None,
     keep_notes: bool = True,
+    questions_per_answer: int | None = None,
+    stats: dict | None = None,
 ) -> DatasetDict:
     """Build the MultiChartQA DatasetDict (``train``/``test``) and save it atomically to ``out_dir``.
 
     Args:
         source: the MultiChartQA directory (holding ``data/<group>/``) or the ``data`` directory itself.
         out_dir: where the DatasetDict is written (replaced only once complete).
-        seed: split seed.
+        seed: split seed (and the seed of the segments a long-form build leaves out).
         test_fraction: fraction of groups held out for ``test`` (0..1).
         limit: keep only the first ``limit`` groups in sorted name order (before splitting); >= 2.
         keep_notes: keep upstream "Note that ..." instructions (answer-format notes are always removed).
+        questions_per_answer: K. None (default): one row per group with all its segments. An
+            integer >= 1: long-form rows of exactly K segments each (module docstring, "Long form");
+            groups with fewer than K segments are skipped and counted.
+        stats: if given, filled with counts: ``groups``, ``examples``, ``segments`` (per split and
+            in all), and for a long-form build ``groups_skipped`` (fewer than K segments) and
+            ``segments_left_out`` (the ``n % K`` remainders).
 
     Returns:
         The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``).
@@ -458,31 +570,64 @@ def build(
             fewer than 2 groups, missing or malformed JSON, a group without questions, a missing or
             ill-typed field, image lists that differ between questions, a missing or unreadable
             image, a preface that does not match the images, parallel sub-questions not numbered
-            1..n or whose count differs from the sub-answers. Nothing is written then.
-        ValueError: on a bad option (``test_fraction`` outside [0, 1], ``limit`` < 2).
+            1..n or whose count differs from the sub-answers; a long-form split left without any
+            group of K segments. Nothing is written then.
+        ValueError: on a bad option (``test_fraction`` outside [0, 1], ``limit`` < 2,
+            ``questions_per_answer`` < 1).
     """
     if not 0.0 <= float(test_fraction) <= 1.0:
         raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
     if limit is not None and int(limit) < 2:
         raise ValueError(f"limit must be >= 2 (one train and one test group) or None, got {limit}")
+    if questions_per_answer is not None and int(questions_per_answer) < 1:
+        raise ValueError(f"questions_per_answer must be >= 1 or None, got {questions_per_answer}")
     src = Path(source).resolve()
-    groups = _group_dirs(src)
-    if len(groups) < 2:
+    dirs = _group_dirs(src)
+    if len(dirs) < 2:
         raise DataError(
-            f"{groups[0].parent}: only one chart group ({groups[0].name}); need 2 to split train/test"
+            f"{dirs[0].parent}: only one chart group ({dirs[0].name}); need 2 to split train/test"
         )
     if limit is not None:
-        groups = groups[: int(limit)]
-    rows = {g.name: _build_row(g, src, keep_notes) for g in groups}
-    train, test = split_groups(list(rows), seed, test_fraction)
-    ds = DatasetDict(
-        {
-            "train": Dataset.from_list([rows[g] for g in train], features=FEATURES),
-            "test": Dataset.from_list([rows[g] for g in test], features=FEATURES),
-        }
-    )
-    rows.clear()
+        dirs = dirs[: int(limit)]
+    groups = {d.name: _read_group(d, keep_notes) for d in dirs}
+    train, test = split_groups(list(groups), seed, test_fraction)  # by group, the same for every K
+    K = None if questions_per_answer is None else int(questions_per_answer)
+    counts: dict = {"groups": len(groups), "groups_skipped": 0, "segments_left_out": 0}
+    splits: dict[str, list[dict]] = {}
+    for split, names in (("train", train), ("test", test)):
+        rows: list[dict] = []
+        for name in names:
+            g = groups[name]
+            if K is None:
+                rows.append(_make_row(g, src, keep_notes))
+                continue
+            n = len(g.segments())
+            chunks = long_form_chunks(n, K, random.Random(f"{seed}:{name}"))
+            counts["groups_skipped"] += not chunks
+            counts["segments_left_out"] += n - K * len(chunks)
+            if len(chunks) > 1:  # encode the group's charts once, not once per row (PNG encoding dominates)
+                g.images = [_png(im) for im in g.images]
+            for j, picked in enumerate(chunks, 1):
+                rows.append(_make_row(g, src, keep_notes, picked, f"{name}-k{K}-{j}", K))
+        if not rows:
+            most = max(len(g.segments()) for g in groups.values())
+            raise DataError(
+                f"{src}: no {split} example at --questions-per-answer {K}: none of its {len(names)} "
+                f"{split} groups has {K} (sub-)questions (the most in any group is {most})"
+            )
+        splits[split] = rows
+        counts[f"{split}_examples"] = len(rows)
+        counts[f"{split}_segments"] = sum(len(r["segment_labels"]) for r in rows)
+    counts["examples"] = counts["train_examples"] + counts["test_examples"]
+    counts["segments"] = counts["train_segments"] + counts["test_segments"]
+    if K is None:
+        del counts["groups_skipped"], counts["segments_left_out"]
+    ds = DatasetDict({s: Dataset.from_list(rows, features=FEATURES) for s, rows in splits.items()})
+    splits.clear()
+    groups.clear()
     save_dataset_atomic(ds, out_dir)
+    if stats is not None:
+        stats.update(counts)
     return ds
 
 

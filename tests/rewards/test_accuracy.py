@@ -213,7 +213,7 @@ def test_registry_builds_accuracy():
     assert metric.__name__ == "accuracy"
     assert metric(["104", "C"], [["100"], ["B"]]) == [1.0, 0.0]
     assert make_segment_reward("accuracy", rel_tol=0.01)(["104"], [["100"]]) == [0.0]
-    assert {"accuracy", "bleu1", "bleu2", "bleu3", "bleu4", "cider_d", "meteor", "rouge_l", "bertscore"} == set(
+    assert {"accuracy", "bleu1", "bleu2", "bleu3", "bleu4", "cider_d", "meteor", "rouge_l", "bertscore", "iou"} == set(
         SEGMENT_REWARDS.names()
     )
     with pytest.raises(ValueError, match="rel_tol"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from datasets import load_from_disk
 from PIL import Image
 
 from segrl.tasks.base import DataError, format_instruction
-from segrl.tasks.multichart import GROUP_FILE, TASK, build, split_groups
+from segrl.tasks.multichart import GROUP_FILE, TASK, build, long_form_chunks, split_groups
 from segrl.tasks.segments import parse_segments
 
 SOURCE = Path(__file__).resolve().parents[2].parent / "shared/data/multichartqa"
@@ -322,3 +323,122 @@ def test_transparent_pixels_become_white(tmp_path):
     assert chart.mode == "RGB" and chart.size == (40, 30)
     assert chart.getpixel((0, 0)) == (255, 255, 255)
     assert chart.getpixel((5, 5)) == (255, 0, 0)
+
+
+# --- long form: exactly K (sub-)questions per example -------------------------------------------
+
+
+class _FixedDraw:
+    """A stand-in random stream whose ``sample`` returns fixed indices."""
+
+    def __init__(self, drawn):
+        self.drawn = drawn
+
+    def sample(self, population, k):
+        assert k == len(self.drawn) and all(i in population for i in self.drawn)
+        return list(self.drawn)
+
+
+def test_long_form_chunks_by_hand():
+    # 7 segments, K=3: one left out (index 4), the other six cut in order.
+    assert long_form_chunks(7, 3, _FixedDraw([4])) == [[0, 1, 2], [3, 5, 6]]
+    assert long_form_chunks(6, 3, _FixedDraw([])) == [[0, 1, 2], [3, 4, 5]]
+    assert long_form_chunks(5, 1, _FixedDraw([])) == [[0], [1], [2], [3], [4]]
+    assert long_form_chunks(3, 4, _FixedDraw([])) == []  # fewer than K: skipped, never shortened
+    assert long_form_chunks(5, 5, _FixedDraw([])) == [[0, 1, 2, 3, 4]]
+    with pytest.raises(ValueError, match="k >= 1"):
+        long_form_chunks(5, 0, _FixedDraw([]))
+
+
+def test_long_form_chunks_leave_out_every_position():
+    # Over many groups the left-out segment is spread over positions (not always the last one).
+    left_out = set()
+    for g in range(40):
+        (chunk,) = long_form_chunks(5, 4, random.Random(f"0:g{g}"))
+        left_out |= set(range(5)) - set(chunk)
+    assert left_out == {0, 1, 2, 3, 4}
+
+
+@needs_data
+def test_long_form_rows_by_hand(tmp_path):
+    src = _copy_groups(tmp_path)
+    stats: dict = {}
+    ds = build(src, tmp_path / "k4", questions_per_answer=4, stats=stats)
+    rows = {r["id"]: r for s in ds.values() for r in s}
+    # G0 has 6 segments (0; Cubic Rewards; 200 | 2 | 90 | 500): random.Random("0:" + G0) leaves out
+    # segments 5 and 0, one example of the other four. G1 has 5 (B | 23; 0 | 9 | First): segment 3 out.
+    assert random.Random(f"0:{G0}").sample(range(6), 2) == [5, 0]
+    assert random.Random(f"0:{G1}").sample(range(5), 1) == [3]
+    assert sorted(rows) == [f"{G0}-k4-1", f"{G1}-k4-1"]
+    r0, r1 = rows[f"{G0}-k4-1"], rows[f"{G1}-k4-1"]
+    assert r0["segment_labels"] == ["Answer 1", "Answer 2", "Answer 3", "Answer 4"]
+    assert r0["segment_references"] == [["Cubic Rewards"], ["200"], ["2"], ["90"]]
+    assert r1["segment_references"] == [["B"], ["23"], ["0"], ["First"]]
+    assert r0["reference"] == "Answer 1: Cubic Rewards\nAnswer 2: 200\nAnswer 3: 2\nAnswer 4: 90"
+    m0 = json.loads(r0["meta"])
+    assert m0["group"] == G0 and m0["questions_per_answer"] == 4 and m0["n_segments"] == 4
+    assert m0["group_segments"] == [1, 2, 3, 4] and m0["group_n_segments"] == 6
+    assert m0["question_ids"] == [f"group_0_question_{i}" for i in range(3)]
+    assert m0["segment_questions"] == [0, 0, 1, 2]
+    assert m0["task_version"] == TASK.version and m0["source"] == f"data/{G0}"
+    text = _text(r0)
+    assert "What does the color green indicate in the first chart?" in text  # sub-question 2 of question 0
+    assert "spatially lowest labeled tick" not in text  # sub-question 1, left out
+    assert "Answer 4 question:" in text and "Answer 5 question:" not in text
+    assert text.endswith(format_instruction(r0["segment_labels"]))
+    assert len(r0["images"]) == 3  # every chart of the group, whichever questions are asked
+    assert stats["groups"] == 2 and stats["groups_skipped"] == 0 and stats["segments_left_out"] == 3
+    assert stats["examples"] == 2 and stats["segments"] == 8
+
+
+@needs_data
+def test_long_form_k1_is_every_segment_and_k6_skips(tmp_path):
+    src = _copy_groups(tmp_path)
+    ds = build(src, tmp_path / "k1", questions_per_answer=1)
+    refs = {r["id"]: r["segment_references"] for s in ds.values() for r in s}
+    assert [refs[f"{G0}-k1-{j}"] for j in range(1, 7)] == [[["0"]], [["Cubic Rewards"]], [["200"]], [["2"]],
+                                                          [["90"]], [["500"]]]
+    assert len(refs) == 11
+    # K=6: G1 (5 segments) is skipped; it was the only group on its side of the split.
+    with pytest.raises(DataError, match=r"no \w+ example at --questions-per-answer 6.*the most in any group is 6"):
+        build(src, tmp_path / "k6", questions_per_answer=6)
+    assert not (tmp_path / "k6").exists()
+    with pytest.raises(ValueError, match="questions_per_answer"):
+        build(src, tmp_path / "k0", questions_per_answer=0)
+
+
+@needs_data
+def test_long_form_counts_and_splits_on_the_sample(tmp_path):
+    """On the first 8 groups: counts straight from the JSON, and the same held-out groups for every K."""
+    names = sorted(p.name for p in (SOURCE / "data").iterdir() if p.is_dir())[:8]
+    n_seg = {}
+    for name in names:
+        qs = json.loads((SOURCE / "data" / name / GROUP_FILE).read_text(encoding="utf-8"))
+        n_seg[name] = sum(len(q["answer"].split(";")) if q["task"].startswith("Parallel_Questions") else 1
+                          for q in qs)
+    test_groups = {}
+    for K in (1, 2, 4):
+        stats: dict = {}
+        ds = build(SOURCE, tmp_path / f"k{K}", limit=8, questions_per_answer=K, stats=stats)
+        assert stats["examples"] == sum(n // K for n in n_seg.values())
+        assert stats["segments_left_out"] == sum(n % K for n in n_seg.values())
+        assert stats["groups_skipped"] == 0
+        for split in ds.values():
+            assert all(len(x) == K for x in split["segment_labels"])
+        test_groups[K] = {json.loads(m)["group"] for m in ds["test"]["meta"]}
+        if K == 2:
+            ds_k2_test = ds["test"].select_columns(["id", "meta"]).to_list()
+    assert test_groups[1] == test_groups[2] == test_groups[4]
+    assert test_groups[1] == set(split_groups(list(n_seg), 0, 0.2)[1])
+    back = load_from_disk(str(tmp_path / "k2"))  # what was written is what was returned
+    assert back["test"].select_columns(["id", "meta"]).to_list() == ds_k2_test
+
+
+@needs_data
+def test_no_group_of_the_sample_has_eight_questions():
+    most = 0
+    for f in (SOURCE / "data").glob(f"*/{GROUP_FILE}"):
+        qs = json.loads(f.read_text(encoding="utf-8"))
+        most = max(most, sum(len(q["answer"].split(";")) if q["task"].startswith("Parallel_Questions") else 1
+                             for q in qs))
+    assert most == 7  # so `--questions-per-answer 8` has nothing to build on the shipped sample

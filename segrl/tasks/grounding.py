@@ -1,0 +1,621 @@
+"""Reasoning grounding: find the object(s) an indirect query describes; one box + point per object.
+
+One example = one image with several objects and a query that names the target(s) only through
+a relation ("every object left of the largest circle", "every blue thing smaller than the red
+square"). The answer reasons in ``<think>...</think>`` and lists one object per line in
+``<answer>...</answer>``::
+
+    <think>The largest circle is the large red circle <look>at (315, 315)</look>. Found 2: ...</think>
+    <answer>
+    Object 1: {"bbox_2d": [69, 69, 141, 141], "point_2d": [105, 105]}
+    Object 2: {"bbox_2d": [15, 435, 195, 615], "point_2d": [105, 525]}
+    </answer>
+
+**Objects are segments.** ``segment_labels`` are ``Object 1`` .. ``Object N`` for the N targets
+in reading order (box centres top to bottom, then left to right, as the prompt asks);
+``segment_references[k]`` is the exact text after ``Object k:`` in the reference answer: the
+target's JSON (for the last object followed by the closing ``</answer>`` line, which the parser
+keeps in the last segment; readers take the first JSON value of a segment and ignore the rest).
+So SD-GRPO scores segment k with the per-object IoU reward (``iou``,
+:func:`segrl.rewards.grounding.object_iou`) against target k. The prompt never states N: an
+answer with more objects writes ``Object N+1:`` lines, which the parser counts as unexpected
+(their tokens get the rollout-level advantage), and missing objects are missing segments. The
+Dr. Seg / VisionReasoner rewards (:mod:`segrl.rewards.grounding`) ignore the labels and match the
+listed objects to the targets with the Hungarian algorithm.
+
+Prompt: VisionReasoner's instruction (find the query with boxes and points, compare the objects,
+reason then answer; Dr. Seg code ``verl/utils/rl_dataset.py``), rewritten for the labelled-line
+answer, plus, with ``look_to_confirm=True`` (the default), Dr. Seg's Look-to-Confirm sentence
+(:data:`LOOK_INSTRUCTION`) asking for ``<look>`` blocks around the visually checked parts of the
+reasoning, with the reference's format example. :func:`add_look_to_confirm` turns a plain
+prompt into the Look-to-Confirm one (the ``drseg`` trainer uses it).
+
+Sources (``source_kind``):
+
+* ``"synthetic"`` (offline default; ``source`` ignored): an ``image_side`` x ``image_side``
+  canvas cut into a 4 x 4 grid; 3-6 objects (circle, square, triangle; red, green, blue,
+  yellow; small, medium, large) sit at the centres of distinct cells, so boxes and points are
+  exact integers (box ``[cx - r, cy - r, cx + r, cy + r]``, point = the box centre, which lies
+  inside every shape). The query relates the targets to a uniquely described anchor
+  (:data:`RELATIONS`); 1 to ``max_targets`` targets. Example ``i`` is drawn from
+  ``random.Random(f"grounding-synthetic:{seed}:{i}")`` (independent of ``count``).
+* ``"visionreasoner"``: the VisionReasoner / Seg-Zero layout (e.g. the hub dataset
+  ``Ricky06662/VisionReasoner_multi_object_7k_840`` the Dr. Seg code trains on): columns
+  ``problem`` (the query), ``solution`` (a JSON string: a list of ``{"bbox_2d": [x1, y1, x2, y2],
+  "point_2d": [x, y]}``), ``image``; optional ``id``, ``img_width``, ``img_height``. The ReasonSeg
+  evaluation layout (``text``, ``bbox`` = one ``[x1, y1, x2, y2]``, ``image``, optional
+  ``image_id``/``ann_id``) is read too, with the box centre as the target point (ReasonSeg gives
+  a mask, not a point). ``source`` is a directory written by ``datasets.save_to_disk``, a
+  directory of ``<split>-*.parquet`` files (a hub snapshot), or a hub id. Coordinates are kept
+  in the stored image's pixels; images are kept as their original bytes. Splits: ``train``
+  and ``test`` (or ``validation``) as published; with only a train split, the test split is
+  carved out as in the synthetic source. Queries are lowercased and stripped of trailing
+  ``.``, as the Dr. Seg dataset class does.
+
+Row (schema in :mod:`segrl.tasks.base`): ``id`` (``synthetic-<seed>-<i:05d>``, or the source's
+``id``, or ``<image_id>-<ann_id>``, or ``<split>-<index>``); ``images`` = [the image];
+``prompt`` = one user message (image, text); ``meta`` (JSON): ``task_version``, ``source_kind``,
+``image_size`` [W, H], ``query``, ``objects`` (the targets, in segment order),
+``look_to_confirm``, and for synthetic ``seed``, ``index``, ``grid``, ``scene`` (every object),
+``anchor``, ``relation``, ``targets`` (indices into ``scene``); for loaded data ``source``,
+``layout``, ``source_split``, ``source_index``.
+
+:func:`add_grounding_metrics` adds the example-level metrics (gIoU, count accuracy, ...) to a
+``segrl eval`` run of this task.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+from PIL import Image, ImageDraw
+
+from segrl.rewards.grounding import (
+    GroundingObject,
+    as_object,
+    first_json_value,
+    grounding_metrics,
+    targets_from_references,
+)
+from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, save_dataset_atomic
+from segrl.tasks.multichart import split_groups
+
+SOURCE_KINDS = ("synthetic", "visionreasoner")
+DEFAULT_SYNTHETIC_COUNT = 200
+GRID = 4
+SHAPES = ("circle", "square", "triangle")
+COLOURS = {"red": (215, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 215), "yellow": (230, 195, 30)}
+SIZES = {"small": 0.17, "medium": 0.29, "large": 0.43}
+"""Half-side of an object's box as a fraction of a grid cell's side."""
+BACKGROUND = (240, 240, 236)
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+LOOK_INSTRUCTION = (
+    "Inside the reasoning, enclose the parts where you check something in the image in one or more "
+    "<look> </look> blocks, e.g. <think> [your reasoning text] <look> [your visual focus] </look> "
+    "[more reasoning text] </think>."
+)
+"""Dr. Seg's Look-to-Confirm instruction (``rl_dataset.py``), with its format example; the
+placeholder phrases in it are what the non-repeat reward refuses to see copied."""
+
+
+def object_labels(n: int) -> list[str]:
+    """``["Object 1", ..., "Object n"]``."""
+    return [f"Object {k}" for k in range(1, n + 1)]
+
+
+def prompt_text(query: str, width: int, height: int, look_to_confirm: bool = True) -> str:
+    """The instruction for one query (module docstring); ends with :data:`LOOK_INSTRUCTION` when asked."""
+    text = (
+        f'Please find "{query}" with boxes and points. Compare the objects and pick every one that matches. '
+        "Write the reasoning inside <think> </think>, then the answer inside <answer> </answer>: one line per "
+        "object, top to bottom then left to right, each starting with 'Object k:' and followed by a JSON object "
+        f'with "bbox_2d": [x1, y1, x2, y2] and "point_2d": [x, y] in pixels of the {width}x{height} image. '
+        "For example:\n<think> thinking process here </think>\n<answer>\n"
+        'Object 1: {"bbox_2d": [10, 100, 200, 210], "point_2d": [30, 110]}\n'
+        'Object 2: {"bbox_2d": [225, 296, 706, 786], "point_2d": [302, 410]}\n</answer>'
+    )
+    return f"{text}\n{LOOK_INSTRUCTION}" if look_to_confirm else text
+
+
+def add_look_to_confirm(prompt: list[dict]) -> list[dict]:
+    """A copy of a TRL conversational ``prompt`` whose last text block ends with :data:`LOOK_INSTRUCTION`.
+
+    Unchanged when some text block already mentions ``<look>``. On this task's plain prompt the
+    result equals the Look-to-Confirm prompt of the same row.
+
+    Raises:
+        ValueError: the prompt has no text block.
+    """
+    texts = [(i, j) for i, m in enumerate(prompt) for j, b in enumerate(m.get("content") or [])
+             if isinstance(b, dict) and b.get("type") == "text"]
+    if not texts:
+        raise ValueError("add_look_to_confirm: the prompt has no text block")
+    if any("<look>" in (prompt[i]["content"][j].get("text") or "") for i, j in texts):
+        return prompt
+    i, j = texts[-1]
+    out = [dict(m, content=[dict(b) for b in m["content"]]) if k == i else m for k, m in enumerate(prompt)]
+    out[i]["content"][j]["text"] = f"{out[i]['content'][j]['text']}\n{LOOK_INSTRUCTION}"
+    return out
+
+
+def reading_order(objects: Sequence[GroundingObject]) -> list[int]:
+    """Indices of ``objects`` sorted by box centre: top to bottom, then left to right."""
+    return sorted(range(len(objects)), key=lambda k: ((objects[k].bbox[1] + objects[k].bbox[3]) / 2,
+                                                      (objects[k].bbox[0] + objects[k].bbox[2]) / 2, k))
+
+
+def answer_text(objects: Sequence[GroundingObject]) -> tuple[str, list[str]]:
+    """``(answer block, segment references)`` for targets already in segment order."""
+    refs = [o.to_json() for o in objects]
+    body = "\n".join(f"{lab}: {r}" for lab, r in zip(object_labels(len(refs)), refs))
+    refs[-1] = f"{refs[-1]}\n</answer>"
+    return f"<answer>\n{body}\n</answer>", refs
+
+
+def _png(image: Image.Image) -> dict:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return {"bytes": buf.getvalue(), "path": None}
+
+
+def _row(row_id: str, image: dict, query: str, size: tuple[int, int], think: str,
+         objects: Sequence[GroundingObject], look_to_confirm: bool, **meta) -> dict:
+    answer, refs = answer_text(objects)
+    return {
+        "id": row_id,
+        "task": TASK.name,
+        "images": [image],
+        "prompt": [{"role": "user", "content": [
+            {"type": "image", "text": None},
+            {"type": "text", "text": prompt_text(query, size[0], size[1], look_to_confirm)},
+        ]}],
+        "segment_labels": object_labels(len(objects)),
+        "segment_references": [[r] for r in refs],
+        "reference": f"<think>{think}</think>\n{answer}",
+        "meta": make_meta(task_version=TASK.version, image_size=list(size), query=query,
+                          objects=[json.loads(o.to_json()) for o in objects], look_to_confirm=look_to_confirm,
+                          **meta),
+    }
+
+
+# --- synthetic --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SceneObject:
+    """One rendered object: its attributes, grid cell and exact box/point (pixels)."""
+
+    shape: str
+    colour: str
+    size: str
+    cell: int
+    box: tuple[int, int, int, int]
+    point: tuple[int, int]
+
+    @property
+    def rank(self) -> int:
+        return list(SIZES).index(self.size)
+
+    def name(self) -> str:
+        return f"the {self.size} {self.colour} {self.shape}"
+
+    def target(self) -> GroundingObject:
+        return GroundingObject(tuple(float(v) for v in self.box), tuple(float(v) for v in self.point))
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A query template: ``text`` with ``{anchor}`` (and ``{colour}``); ``holds(obj, anchor, colour)``."""
+
+    text: str
+    holds: Callable[[SceneObject, SceneObject, str], bool]
+
+
+RELATIONS = (
+    Relation("every object left of {anchor}", lambda o, a, c: o.point[0] < a.point[0]),
+    Relation("every object right of {anchor}", lambda o, a, c: o.point[0] > a.point[0]),
+    Relation("every object above {anchor}", lambda o, a, c: o.point[1] < a.point[1]),
+    Relation("every object below {anchor}", lambda o, a, c: o.point[1] > a.point[1]),
+    Relation("every object larger than {anchor}", lambda o, a, c: o.rank > a.rank),
+    Relation("every object smaller than {anchor}", lambda o, a, c: o.rank < a.rank),
+    Relation("every object with the same colour as {anchor}", lambda o, a, c: o.colour == a.colour),
+    Relation("every object with the same shape as {anchor}", lambda o, a, c: o.shape == a.shape),
+    Relation("every {colour} thing smaller than {anchor}", lambda o, a, c: o.colour == c and o.rank < a.rank),
+    Relation("every {colour} thing left of {anchor}", lambda o, a, c: o.colour == c and o.point[0] < a.point[0]),
+)
+"""Query templates; the anchor is never a target."""
+
+
+def anchor_names(obj: SceneObject, scene: Sequence[SceneObject]) -> list[str]:
+    """Descriptions that pick out ``obj`` alone in ``scene`` (sorted, so sampling is deterministic)."""
+    others = [o for o in scene if o is not obj]
+    names = []
+    if not any(o.colour == obj.colour and o.shape == obj.shape for o in others):
+        names.append(f"the {obj.colour} {obj.shape}")
+    if not any(o.size == obj.size and o.shape == obj.shape for o in others):
+        names.append(f"the {obj.size} {obj.shape}")
+    same_shape = [o for o in others if o.shape == obj.shape]
+    if same_shape and all(o.rank < obj.rank for o in same_shape):
+        names.append(f"the largest {obj.shape}")
+    if same_shape and all(o.rank > obj.rank for o in same_shape):
+        names.append(f"the smallest {obj.shape}")
+    if all(o.rank < obj.rank for o in others):
+        names.append("the largest object")
+    if all(o.rank > obj.rank for o in others):
+        names.append("the smallest object")
+    return sorted(names)
+
+
+def sample_scene(rng: random.Random, side: int, min_objects: int = 3, max_objects: int = 6) -> list[SceneObject]:
+    """3-6 objects in distinct cells of the 4 x 4 grid of a ``side``-pixel canvas (module docstring)."""
+    cell = side // GRID
+    n = rng.randint(min_objects, max_objects)
+    scene = []
+    for c in rng.sample(range(GRID * GRID), n):
+        shape, colour, size = rng.choice(SHAPES), rng.choice(sorted(COLOURS)), rng.choice(list(SIZES))
+        cx, cy = (c % GRID) * cell + cell // 2, (c // GRID) * cell + cell // 2
+        r = max(2, round(SIZES[size] * cell))
+        scene.append(SceneObject(shape, colour, size, c, (cx - r, cy - r, cx + r, cy + r), (cx, cy)))
+    return scene
+
+
+def render_scene(scene: Sequence[SceneObject], side: int) -> Image.Image:
+    """The RGB canvas with every object drawn inside its box (pixel-inclusive corners)."""
+    image = Image.new("RGB", (side, side), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    for o in scene:
+        x1, y1, x2, y2 = o.box
+        fill = COLOURS[o.colour]
+        if o.shape == "circle":
+            draw.ellipse([x1, y1, x2, y2], fill=fill)
+        elif o.shape == "square":
+            draw.rectangle([x1, y1, x2, y2], fill=fill)
+        else:
+            draw.polygon([(o.point[0], y1), (x1, y2), (x2, y2)], fill=fill)
+    return image
+
+
+def synthetic_example(i: int, *, seed: int, side: int, max_targets: int = 3) -> dict:
+    """The scene, query and targets of example ``i`` (deterministic in its arguments).
+
+    Returns:
+        ``{"scene", "anchor", "anchor_name", "relation", "colour", "query", "targets"}`` with
+        ``targets`` the scene indices of the targets in reading order.
+    """
+    rng = random.Random(f"grounding-synthetic:{seed}:{i}")
+    while True:
+        scene = sample_scene(rng, side)
+        for _ in range(100):
+            rel = rng.choice(RELATIONS)
+            a = rng.randrange(len(scene))
+            names = anchor_names(scene[a], scene)
+            if not names:
+                continue
+            name = rng.choice(names)
+            colour = rng.choice(sorted({o.colour for o in scene}))
+            hits = [k for k, o in enumerate(scene) if k != a and rel.holds(o, scene[a], colour)]
+            if 1 <= len(hits) <= max_targets:
+                order = reading_order([scene[k].target() for k in hits])
+                return {"scene": scene, "anchor": a, "anchor_name": name, "relation": rel.text, "colour": colour,
+                        "query": rel.text.format(anchor=name, colour=colour), "targets": [hits[k] for k in order]}
+
+
+def synthetic_row(i: int, *, seed: int, side: int, max_targets: int = 3, look_to_confirm: bool = True) -> dict:
+    """Row ``i`` of the synthetic source (module docstring)."""
+    ex = synthetic_example(i, seed=seed, side=side, max_targets=max_targets)
+    scene, anchor = ex["scene"], ex["scene"][ex["anchor"]]
+    targets = [scene[k] for k in ex["targets"]]
+    where = f"at ({anchor.point[0]}, {anchor.point[1]})"
+    if look_to_confirm:
+        where = f"<look>{where}</look>"
+    found = "; ".join(t.name() for t in targets)
+    think = (f"{ex['anchor_name'][0].upper()}{ex['anchor_name'][1:]} is {anchor.name()} {where}. "
+             f"Found {len(targets)}: {found}.")
+    return _row(
+        f"synthetic-{seed}-{i:05d}", _png(render_scene(scene, side)), ex["query"], (side, side), think,
+        [t.target() for t in targets], look_to_confirm, source_kind="synthetic", seed=seed, index=i, grid=GRID,
+        scene=[asdict(o) for o in scene], anchor=ex["anchor"], relation=ex["relation"], targets=ex["targets"],
+    )
+
+
+# --- VisionReasoner / ReasonSeg ---------------------------------------------------------------
+LAYOUTS = {"visionreasoner": ("problem", "solution", "image"), "reasonseg": ("text", "bbox", "image")}
+"""Required columns of each layout the loader reads."""
+TEST_SPLITS = ("test", "validation", "val")
+
+
+def _open_source(source) -> tuple[dict, str, Path | None]:
+    """``({split: Dataset}, name for messages, base directory for relative image paths)``."""
+    from datasets import Dataset as _Dataset
+    from datasets import load_dataset, load_from_disk
+
+    if source is None:
+        raise DataError("source_kind='visionreasoner' needs a source: a saved dataset directory, parquet files or "
+                        "a hub id")
+    path = Path(source)
+    if path.exists():
+        if not path.is_dir():
+            raise DataError(f"{path}: expected a directory (save_to_disk output or parquet files)")
+        if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
+            try:
+                ds = load_from_disk(str(path))
+            except (OSError, ValueError) as e:
+                raise DataError(f"{path}: cannot load the saved dataset ({e})") from e
+            splits = {"train": ds} if isinstance(ds, _Dataset) else dict(ds)
+            return splits, str(path), path
+        files: dict[str, list[str]] = {}
+        for f in sorted(path.rglob("*.parquet")):
+            files.setdefault(f.name.split("-")[0].split(".")[0], []).append(str(f))
+        if not files:
+            raise DataError(f"{path}: neither a save_to_disk directory nor parquet files (<split>-*.parquet)")
+        splits = {}
+        for split, names in files.items():  # one split at a time: splits may differ in columns
+            try:
+                splits[split] = load_dataset("parquet", data_files={split: names}, split=split)
+            except Exception as e:  # pyarrow / datasets errors -> one message naming the files
+                raise DataError(f"{path}: cannot read the {split} parquet files ({type(e).__name__}: {e})") from e
+        return splits, str(path), path
+    if HUB_ID.fullmatch(str(source)):
+        try:
+            return dict(load_dataset(str(source))), str(source), None
+        except Exception as e:  # offline, not found, auth ... -> one clear message
+            raise DataError(
+                f"{source}: not a local directory, and loading it from the Hugging Face hub failed "
+                f"({type(e).__name__}: {e}). Download it where the hub is reachable (datasets.load_dataset(...)"
+                ".save_to_disk(DIR)) and pass DIR."
+            ) from e
+    raise DataError(f"{source}: dataset directory not found")
+
+
+def _layout(columns: Sequence[str], where: str) -> str:
+    for name, required in LAYOUTS.items():
+        if all(c in columns for c in required):
+            return name
+    raise DataError(f"{where}: columns {sorted(columns)} match no known layout; need "
+                    + " or ".join(f"{list(r)} ({n})" for n, r in LAYOUTS.items()))
+
+
+def _image_bytes(value, base: Path | None, where: str) -> tuple[dict, tuple[int, int]]:
+    """The stored image (original bytes) and its ``(W, H)``."""
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: field 'image' is not an image")
+    data, path = value.get("bytes"), value.get("path")
+    if data is None and path:
+        p = Path(path) if Path(path).is_absolute() or base is None else base / path
+        if not p.is_file():
+            raise DataError(f"{where}: field 'image': file {p} not found")
+        data = p.read_bytes()
+    if not data:
+        raise DataError(f"{where}: field 'image' holds no bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            size = im.size
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{where}: field 'image': unreadable image ({e})") from e
+    return {"bytes": data, "path": None}, size
+
+
+def _target(value, where: str, field: str) -> GroundingObject:
+    obj = as_object(value)
+    if obj is None:
+        raise DataError(f"{where}: field {field!r}: expected {{'bbox_2d': [x1, y1, x2, y2], 'point_2d': [x, y]}} "
+                        f"with finite numbers, got {value!r:.120}")
+    x1, y1, x2, y2 = obj.bbox
+    if x2 < x1 or y2 < y1:
+        raise DataError(f"{where}: field {field!r}: box {list(obj.bbox)} has x2 < x1 or y2 < y1")
+    return obj
+
+
+def _targets(row: dict, layout: str, where: str) -> list[GroundingObject]:
+    if layout == "visionreasoner":
+        text = row["solution"]
+        data = first_json_value(text) if isinstance(text, str) else text
+        if not isinstance(data, list):
+            raise DataError(f"{where}: field 'solution': expected a JSON list of objects, got {text!r:.120}")
+        objects = [_target(item, where, "solution") for item in data]
+    else:
+        box = row["bbox"]
+        if isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box):
+            point = [round((box[0] + box[2]) / 2), round((box[1] + box[3]) / 2)]
+        else:
+            point = None
+        objects = [_target({"bbox_2d": box, "point_2d": point}, where, "bbox")]
+    if not objects:
+        raise DataError(f"{where}: no target object (segments need at least one)")
+    return objects
+
+
+def _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confirm) -> dict[str, list[dict]]:
+    splits, name, base = _open_source(source)
+    if not splits:
+        raise DataError(f"{name}: no split")
+    train_name = "train" if "train" in splits else (next(iter(splits)) if len(splits) == 1 else None)
+    if train_name is None:
+        raise DataError(f"{name}: no 'train' split (has {list(splits)})")
+    test_name = next((s for s in TEST_SPLITS if s in splits), None)
+    rows: dict[str, list[dict]] = {}
+    for our, theirs in (("train", train_name), ("test", test_name)):
+        if theirs is None:
+            continue
+        ds = splits[theirs]
+        layout = _layout(ds.column_names, f"{name}[{theirs}]")
+        from datasets import Image as ImageFeature
+
+        ds = ds.cast_column("image", ImageFeature(decode=False))
+        n = len(ds) if count is None else min(len(ds), int(count))
+        out, seen = [], {}
+        for idx in range(n):
+            row = ds[idx]
+            where = f"{name}[{theirs}][{idx}]"
+            query_raw = row["problem" if layout == "visionreasoner" else "text"]
+            if not isinstance(query_raw, str) or not query_raw.strip():
+                raise DataError(f"{where}: field {'problem' if layout == 'visionreasoner' else 'text'!r} is empty")
+            query = " ".join(query_raw.split()).lower().strip(".").strip()
+            objects = _targets(row, layout, where)
+            objects = [objects[k] for k in reading_order(objects)]
+            image, size = _image_bytes(row["image"], base, where)
+            if row.get("id") not in (None, ""):
+                rid = str(row["id"])
+            elif row.get("image_id") is not None and row.get("ann_id") is not None:
+                rid = f"{row['image_id']}-{row['ann_id']}"
+            else:
+                rid = f"{theirs}-{idx:06d}"
+            if rid in seen:
+                raise DataError(f"{where}: duplicate id {rid!r} (first at {seen[rid]})")
+            seen[rid] = where
+            look = f"<look>{len(objects)} matching object(s) in the image.</look>" if look_to_confirm else (
+                f"{len(objects)} matching object(s) in the image.")
+            out.append(_row(rid, image, query, size, f"The query asks for {query}. {look}", objects,
+                            look_to_confirm, source_kind="visionreasoner", layout=layout, source=name,
+                            source_split=theirs, source_index=idx, seed=seed))
+        rows[our] = out
+    if "test" not in rows:
+        by_id = {r["id"]: r for r in rows["train"]}
+        train, test = split_groups(list(by_id), split_seed, test_fraction)
+        rows = {"train": [by_id[r] for r in train], "test": [by_id[r] for r in test]}
+    return rows
+
+
+# --- build ------------------------------------------------------------------------------------
+def build(
+    source: str | Path | None,
+    out_dir: str | Path,
+    *,
+    source_kind: str = "synthetic",
+    count: int | None = None,
+    seed: int = 0,
+    split_seed: int = 0,
+    test_fraction: float = 0.2,
+    image_side: int = 840,
+    max_targets: int = 3,
+    look_to_confirm: bool = True,
+) -> DatasetDict:
+    """Build the grounding DatasetDict (``train``/``test``) and save it atomically.
+
+    Everything is built in memory first; ``out_dir`` is written (or replaced) only once the whole
+    dataset exists, so on any error nothing is written.
+
+    Args:
+        source: the VisionReasoner/ReasonSeg dataset (``source_kind="visionreasoner"``: a
+            ``save_to_disk`` directory, a directory of parquet files or a hub id); ignored for synthetic.
+        out_dir: where the DatasetDict is written.
+        source_kind: ``"synthetic"`` or ``"visionreasoner"``.
+        count: synthetic: number of examples (default 200, >= 2); loaded: at most this many rows
+            per split (default all).
+        seed: scene sampling seed (synthetic; stored in meta for loaded data).
+        split_seed: train/test split seed (synthetic, and loaded data without a test split).
+        test_fraction: held-out fraction, in [0, 1], for the same cases.
+        image_side: synthetic canvas side in pixels (>= 4 * 24); 840 keeps the reward's pixel
+            thresholds (10, 30, 200 px) at the scale of the VisionReasoner 840-pixel data.
+        max_targets: synthetic: the most targets a query may have (1 .. 6).
+        look_to_confirm: end every prompt with Dr. Seg's Look-to-Confirm instruction and put a
+            ``<look>`` block in every reference's reasoning.
+
+    Returns:
+        The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``).
+
+    Raises:
+        DataError: loaded data: a missing directory or split, an unknown column layout, a bad
+            ``solution``/``bbox`` (not finite numbers, ``x2 < x1``), no target, an empty query, an
+            unreadable or missing image, a duplicate id, a hub id that cannot be loaded — each
+            naming ``source[split][row]`` and the field.
+        ValueError: a bad option (unknown ``source_kind``, ``count`` < 2 synthetic or < 1 loaded,
+            ``image_side`` < 96, ``max_targets`` outside 1 .. 6, ``test_fraction`` outside [0, 1]).
+    """
+    if source_kind not in SOURCE_KINDS:
+        raise ValueError(f"source_kind must be one of {SOURCE_KINDS}, got {source_kind!r}")
+    if not 0.0 <= float(test_fraction) <= 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
+    if source_kind == "synthetic":
+        if image_side < 4 * 24:
+            raise ValueError(f"image_side must be >= 96 pixels, got {image_side}")
+        if not 1 <= max_targets <= 6:
+            raise ValueError(f"max_targets must be in 1 .. 6, got {max_targets}")
+        n = DEFAULT_SYNTHETIC_COUNT if count is None else int(count)
+        if n < 2:
+            raise ValueError(f"count must be >= 2 (one train and one test example), got {count}")
+        by_id = {}
+        for i in range(n):
+            row = synthetic_row(i, seed=seed, side=image_side, max_targets=max_targets,
+                                look_to_confirm=look_to_confirm)
+            by_id[row["id"]] = row
+        train, test = split_groups(list(by_id), split_seed, test_fraction)
+        splits = {"train": [by_id[r] for r in train], "test": [by_id[r] for r in test]}
+    else:
+        if count is not None and int(count) < 1:
+            raise ValueError(f"count must be >= 1 or None, got {count}")
+        splits = _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confirm)
+    ds = DatasetDict({name: Dataset.from_list(rows, features=FEATURES) for name, rows in splits.items()})
+    splits.clear()
+    save_dataset_atomic(ds, out_dir)
+    return ds
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+EXAMPLE_METRICS = ("giou", "count_accuracy", "matched_iou", "point_score", "vr_accuracy", "thinking_format")
+
+
+def add_grounding_metrics(eval_dir: str | Path, data: str | Path) -> dict[str, float]:
+    """Add example-level metrics to a ``segrl eval grounding`` run (``metrics.json`` updated in place).
+
+    For every prediction of ``<eval_dir>/predictions.jsonl``:
+    :func:`segrl.rewards.grounding.grounding_metrics` against the row's targets (its
+    ``segment_references``) at its ``meta.image_size``; the means over examples are written into
+    ``metrics.json``'s ``metrics`` as ``giou`` (mean per-image IoU of the box unions),
+    ``count_accuracy``, ``matched_iou``, ``point_score``, ``vr_accuracy`` and ``thinking_format``
+    (so ``segrl report`` tables can use them).
+
+    Returns:
+        The added metrics.
+
+    Raises:
+        FileNotFoundError: ``metrics.json``/``predictions.jsonl`` or the dataset is missing.
+        KeyError: a prediction's id is not in the evaluated split, or the split is missing.
+    """
+    from datasets import load_from_disk
+
+    out = Path(eval_dir)
+    metrics_path, preds_path = out / "metrics.json", out / "predictions.jsonl"
+    for p in (metrics_path, preds_path, Path(data)):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} not found")
+    result = json.loads(metrics_path.read_text())
+    split = result.get("split", "test")
+    ds = load_from_disk(str(data))
+    if split not in ds:
+        raise KeyError(f"split {split!r} not in {data}; available: {list(ds)}")
+    rows = {r["id"]: r for r in ds[split].select_columns(["id", "segment_references", "meta"]).to_list()}
+    per: dict[str, list[float]] = {k: [] for k in EXAMPLE_METRICS}
+    for line in preds_path.read_text().splitlines():
+        if not line.strip():
+            continue
+        pred = json.loads(line)
+        if pred["id"] not in rows:
+            raise KeyError(f"{preds_path}: id {pred['id']!r} is not in {data}[{split}]")
+        row = rows[pred["id"]]
+        m = grounding_metrics(pred["completion"], targets_from_references(row["segment_references"]),
+                              tuple(json.loads(row["meta"])["image_size"]))
+        m["count_accuracy"] = m.pop("count_correct")
+        for k in EXAMPLE_METRICS:
+            per[k].append(m[k])
+    added = {k: (sum(v) / len(v) if v else 0.0) for k, v in per.items()}
+    result["metrics"].update(added)
+    metrics_path.write_text(json.dumps(result, indent=2) + "\n")
+    return added
+
+
+TASK = TaskSpec(
+    name="grounding",
+    version=1,
+    build=build,
+    segment_reward="iou",
+    eval_metrics=("iou",),
+    description="Reasoning grounding: boxes and points of the object(s) an indirect query describes "
+    "(synthetic scenes or VisionReasoner/ReasonSeg data), one segment per target object.",
+)

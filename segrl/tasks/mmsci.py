@@ -1,0 +1,502 @@
+"""Sub-figure captioning from MMSci: one example = one scientific figure, one segment per sub-figure.
+
+Source layout (MMSci, Li et al., 2024, "MMSci: A Dataset for Graduate-Level Multi-Discipline
+Multimodal Scientific Understanding"; the ``benchmark`` part of its release, read in place)::
+
+    <source>/{train,dev,test}/image_caption_generation_data.json
+    <source>/{train,dev,test}/images/<image>
+
+``source`` is the ``benchmark`` directory or a directory holding it. Each JSON file is a list
+of objects with (required, strings) ``uid`` (article id), ``category``, ``subject``,
+``abstract``, ``content`` (the article text), ``image`` (file name under ``images/``) and
+``caption``; other keys are ignored. Our ``train`` split is MMSci's ``train``; our ``test``
+split is MMSci's ``dev`` by default (``eval_split``): MMSci's own ``test`` captions are
+withheld in some releases, and an empty caption is skipped like any unusable one.
+
+Splitting a caption (:func:`split_caption`). An MMSci caption is a figure title followed by
+sub-captions introduced by their labels: ``"Angle-dependent MR of WTe2. (a) Sample #1 ...
+(b) Sample #2 ..."``. Rules:
+
+1. A *marker* is a parenthesised label at a boundary: at the start of the caption, or after
+   ``. ; : ! ?`` (and optional blanks). Its body is a label (a letter) or a label list/range
+   (``(a,b)``, ``(c-e)``, ``(a and b)``). The text before the first marker is the title.
+2. The caption is split cleanly only if the markers are single lowercase letters ``a``, ``b``,
+   ``c`` ... in order, each once, at least ``min_subfigures`` of them; each sub-caption (the
+   text up to the next marker) is non-empty; and no sub-caption mentions, as ``(x)`` after a
+   blank, a letter that is not one of the labels (that is a marker the rules could not place,
+   e.g. ``"... at 3 K (c) Sample ..."`` with no full stop before ``(c)``, or an inline list
+   ``(i) ... (ii)``). A reference to another label (``"as in (a)"``) is fine: captions that
+   refer to each other are the point of this task.
+3. Anything else raises :class:`UnsplittableCaption` with a reason; :func:`build` counts it,
+   skips the figure and writes it to ``build_log.jsonl``. Sub-captions are never merged or
+   guessed.
+
+Sub-caption text: blanks collapsed to one space (each segment is one line), a colon right after
+the label dropped.
+
+Prompt settings (``setting``), after MMSci's ``run_captioning.py`` (``with_abstract`` /
+``with_content``): ``ungrounded`` (the figure only), ``abstract`` (the article's abstract) and
+``content`` (the article text). The context is cut at the last blank before
+``max_context_chars`` characters and marked with `` ...`` (MMSci cuts at a token count; we
+cut characters so that no tokenizer is needed to build the data).
+
+Row (schema in :mod:`segrl.tasks.base`):
+
+* ``id``: the image file name without its extension (MMSci names figures
+  ``<uid>_figure_<n>.png``; unique over the whole build); ``task``: ``"mmsci"``.
+* ``images``: ``[figure]``, RGB (transparent pixels composited on white), longer side cut to
+  ``max_image_side`` when given.
+* ``prompt``: one user message: ``{"type": "image", "text": None}`` then one text block:
+  the context (``"Article abstract:\\n..."`` / ``"Article:\\n..."``) when grounded, the request
+  for one caption per sub-figure, and :func:`format_instruction_mmsci` last.
+* ``segment_labels``: ``(a)`` ... ; ``segment_references``: ``[[sub-caption]]`` per label;
+  ``reference``: one line per sub-figure, ``"(a) <sub-caption>"`` (MMSci keeps its labels, the
+  parser's colon is optional for parenthesised labels).
+* ``meta`` (JSON): ``task_version``, ``setting``, ``source`` (``<split>/image_caption_generation_data.json``),
+  ``mmsci_split``, ``index`` (position in that file), ``uid``, ``category``, ``subject``,
+  ``image``, ``caption`` (the original), ``caption_title``, ``n_subfigures``,
+  ``context_chars``, ``context_truncated``.
+
+Build log: ``<out>/build_log.jsonl``: first line ``{"kind": "summary", ...}`` (per split:
+records in the file, records examined (all, unless ``limit`` stopped early), kept, skipped by
+reason), then one ``{"kind": "skipped", "split", "index",
+"image", "reason", "detail"}`` line per skipped figure. (``.jsonl``, so it is not part of the
+dataset fingerprint, which hashes ``.arrow`` and ``.json`` files.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+from PIL import Image
+
+from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, save_dataset_atomic
+from segrl.tasks.segments import parse_segments
+
+logger = logging.getLogger(__name__)
+
+DATA_FILE = "image_caption_generation_data.json"
+IMAGES_DIR = "images"
+REQUIRED_FIELDS = ("uid", "category", "subject", "abstract", "content", "image", "caption")
+SETTINGS = ("ungrounded", "abstract", "content")
+EVAL_SPLITS = ("dev", "test")
+BUILD_LOG = "build_log.jsonl"
+DEFAULT_MAX_CONTEXT_CHARS = 4000  # ~1k tokens, MMSci's run_captioning.py default max_tokens = 1024
+
+# A label body: one letter, or a list / range of letters ("a,b", "c-e", "a and b", "a & b").
+_BODY = r"[A-Za-z](?:\s*(?:,|-|\u2013|\u2014|&|and|to)\s*[A-Za-z])*"
+_MARKER = re.compile(r"(?:^|(?<=[.;:!?]))[ \t\r\n]*\((" + _BODY + r")\)")
+_INLINE = re.compile(r"(?<!\S)\(([a-z])\)")
+
+
+class UnsplittableCaption(ValueError):
+    """A caption that cannot be split cleanly into sub-captions (module docstring, rule 2).
+
+    Attributes:
+        reason: a short stable category (``"no sub-figure labels"``, ``"labels out of sequence"`` ...).
+        detail: the specifics (which labels, where).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class SubCaptions:
+    """A caption split by :func:`split_caption`.
+
+    Attributes:
+        title: the text before the first label (may be empty), blanks collapsed.
+        labels: ``["(a)", "(b)", ...]``.
+        texts: one sub-caption per label, blanks collapsed, non-empty.
+    """
+
+    title: str
+    labels: list[str]
+    texts: list[str]
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def split_caption(caption: str, min_subfigures: int = 2) -> SubCaptions:
+    """Split an MMSci caption into its title and one sub-caption per label (module docstring).
+
+    Args:
+        caption: the figure's caption.
+        min_subfigures: fewest labels for a clean split (>= 1).
+
+    Returns:
+        The :class:`SubCaptions`.
+
+    Raises:
+        UnsplittableCaption: with ``reason`` one of ``"empty caption"``, ``"no sub-figure labels"``,
+            ``"too few sub-figure labels"``, ``"combined or uppercase label"``,
+            ``"labels out of sequence"``, ``"empty sub-caption"``, ``"unplaced label"``.
+        ValueError: ``min_subfigures`` < 1.
+    """
+    if min_subfigures < 1:
+        raise ValueError(f"min_subfigures must be >= 1, got {min_subfigures}")
+    if not isinstance(caption, str) or not caption.strip():
+        raise UnsplittableCaption("empty caption")
+    markers = list(_MARKER.finditer(caption))
+    if not markers:
+        raise UnsplittableCaption("no sub-figure labels", "no '(a)' at the start or after a full stop")
+    bodies = [m.group(1) for m in markers]
+    odd = [b for b in bodies if not re.fullmatch(r"[a-z]", b)]
+    if odd:
+        raise UnsplittableCaption("combined or uppercase label", ", ".join(f"({b})" for b in odd))
+    expected = [chr(ord("a") + j) for j in range(len(bodies))]
+    if bodies != expected:
+        raise UnsplittableCaption(
+            "labels out of sequence",
+            f"found {', '.join(f'({b})' for b in bodies)}; expected (a), (b), ... each once",
+        )
+    texts = []
+    for j, m in enumerate(markers):
+        end = markers[j + 1].start() if j + 1 < len(markers) else len(caption)
+        text = _squash(caption[m.end():end])
+        if text.startswith(":"):
+            text = text[1:].lstrip()
+        if not text:
+            raise UnsplittableCaption("empty sub-caption", f"({bodies[j]})")
+        stray = sorted({x for x in _INLINE.findall(text) if x not in bodies})
+        if stray:
+            raise UnsplittableCaption(
+                "unplaced label",
+                f"({', '.join(stray)}) inside the text of ({bodies[j]}), not after a full stop",
+            )
+        texts.append(text)
+    if len(bodies) < min_subfigures:
+        raise UnsplittableCaption("too few sub-figure labels", f"{len(bodies)} < {min_subfigures}")
+    title = _squash(caption[: markers[0].start()])
+    return SubCaptions(title, [f"({b})" for b in bodies], texts)
+
+
+def format_answer_mmsci(labels: Sequence[str], texts: Sequence[str]) -> str:
+    """``"(a) text"`` lines, MMSci's own format (the parser's colon is optional for ``(x)`` labels).
+
+    Raises:
+        ValueError: the numbers of labels and texts differ.
+    """
+    if len(labels) != len(texts):
+        raise ValueError(f"format_answer_mmsci: {len(labels)} labels but {len(texts)} texts")
+    return "\n".join(f"{lab} {txt}" for lab, txt in zip(labels, texts))
+
+
+def format_instruction_mmsci(labels: Sequence[str]) -> str:
+    """The answer-format sentence of every MMSci prompt (the parser's contract, stated to the model)."""
+    return (
+        f"Answer with one line per sub-figure, from '{labels[0]}' to '{labels[-1]}', each line "
+        f"starting with its label, in this order: {', '.join(labels)}."
+    )
+
+
+def truncate_context(text: str, max_chars: int) -> tuple[str, bool]:
+    """``text`` with blanks collapsed, cut at the last blank before ``max_chars`` characters
+    (then `` ...`` appended); returns ``(text, truncated)``.
+
+    Raises:
+        ValueError: ``max_chars`` < 1.
+    """
+    if max_chars < 1:
+        raise ValueError(f"max_context_chars must be >= 1, got {max_chars}")
+    text = _squash(text)
+    if len(text) <= max_chars:
+        return text, False
+    cut = text[:max_chars]
+    if " " in cut and not text[max_chars].isspace():
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + " ...", True
+
+
+def prompt_text(labels: Sequence[str], setting: str, context: str = "") -> str:
+    """The text block of a prompt (module docstring).
+
+    Raises:
+        ValueError: unknown ``setting``.
+    """
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
+    k = len(labels)
+    ask = (
+        f"The figure above has {k} sub-figures, labelled {labels[0]} to {labels[-1]}. "
+        "Write a detailed caption for every sub-figure"
+    )
+    if setting == "ungrounded":
+        head = ""
+        ask += "."
+    else:
+        head = ("Article abstract:\n" if setting == "abstract" else "Article:\n") + context + "\n\n"
+        ask += ", based on the article."
+    return f"{head}{ask}\n\n{format_instruction_mmsci(labels)}"
+
+
+# --- reading ---------------------------------------------------------------------------------
+def benchmark_dir(source: str | Path) -> Path:
+    """The directory holding MMSci's split directories: ``source`` or ``source/benchmark``.
+
+    Raises:
+        DataError: neither holds ``train/image_caption_generation_data.json``.
+    """
+    src = Path(source)
+    if not src.is_dir():
+        raise DataError(f"{src}: MMSci directory not found")
+    for cand in (src, src / "benchmark"):
+        if (cand / "train" / DATA_FILE).is_file():
+            return cand.resolve()
+    raise DataError(
+        f"{src}: no train/{DATA_FILE} here or under benchmark/ (expected MMSci's benchmark layout: "
+        f"<split>/{DATA_FILE} and <split>/{IMAGES_DIR}/)"
+    )
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of one ``image_caption_generation_data.json``, with every required field checked.
+
+    Raises:
+        DataError: missing file, malformed JSON, not a list, a record that is not an object,
+            a required field missing or not a string (named ``<file>: record #i: field 'x'``).
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: MMSci caption file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: malformed JSON ({e})") from e
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a list of records, got {type(data).__name__}")
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}: record #{i}: expected an object, got {type(rec).__name__}")
+        for f in REQUIRED_FIELDS:
+            if f not in rec:
+                raise DataError(f"{path}: record #{i}: field {f!r} missing")
+            if not isinstance(rec[f], str):
+                raise DataError(
+                    f"{path}: record #{i}: field {f!r}: expected a string, got {type(rec[f]).__name__}"
+                )
+        if not rec["image"].strip():
+            raise DataError(f"{path}: record #{i}: field 'image' is empty")
+    return data
+
+
+def _png(path: Path, where: str, max_side: int | None) -> dict:
+    """The figure as ``{"bytes": PNG, "path": None}``: RGB, alpha composited on white, at most ``max_side``."""
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found (listed at {where})")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                rgb = Image.new("RGB", rgba.size, (255, 255, 255))
+                rgb.paste(rgba, mask=rgba.getchannel("A"))
+            else:
+                rgb = im.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: unreadable image ({e}; listed at {where})") from e
+    if max_side is not None and max(rgb.size) > max_side:
+        rgb.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    rgb.save(buf, format="PNG")
+    return {"bytes": buf.getvalue(), "path": None}
+
+
+@dataclass
+class _Skip:
+    split: str
+    index: int
+    image: str
+    reason: str
+    detail: str
+
+
+def _split_rows(
+    bench: Path, mmsci_split: str, our_split: str, *, setting: str, limit: int | None, max_context_chars: int,
+    max_image_side: int | None, min_subfigures: int, skipped: list[_Skip],
+) -> tuple[list[dict], int, int]:
+    """Rows of one MMSci split, the number of records in its file, and how many were examined
+    (fewer when ``limit`` stopped the scan); skipped figures are appended to ``skipped``."""
+    json_path = bench / mmsci_split / DATA_FILE
+    records = read_records(json_path)
+    rel = f"{mmsci_split}/{DATA_FILE}"
+    rows, examined = [], 0
+    for i, rec in enumerate(records):
+        if limit is not None and len(rows) >= limit:
+            break
+        examined += 1
+        try:
+            sub = split_caption(rec["caption"], min_subfigures)
+        except UnsplittableCaption as e:
+            skipped.append(_Skip(our_split, i, rec["image"], e.reason, e.detail))
+            continue
+        context, truncated = "", False
+        if setting != "ungrounded":
+            context, truncated = truncate_context(rec[setting], max_context_chars)
+            if not context:
+                skipped.append(_Skip(our_split, i, rec["image"], f"empty {setting}", f"setting {setting!r}"))
+                continue
+        reference = format_answer_mmsci(sub.labels, sub.texts)
+        if parse_segments(reference, sub.labels).texts != sub.texts:  # defensive: the parser's contract
+            skipped.append(_Skip(our_split, i, rec["image"], "reference does not parse", reference[:80]))
+            continue
+        image_rel = Path(rec["image"])
+        if image_rel.is_absolute() or ".." in image_rel.parts:
+            raise DataError(f"{json_path}: record #{i}: field 'image': bad file name {rec['image']!r}")
+        where = f"{json_path}: record #{i}"
+        rows.append({
+            "id": image_rel.stem,
+            "task": TASK.name,
+            "images": [_png(bench / mmsci_split / IMAGES_DIR / image_rel, where, max_image_side)],
+            "prompt": [{
+                "role": "user",
+                "content": [
+                    {"type": "image", "text": None},
+                    {"type": "text", "text": prompt_text(sub.labels, setting, context)},
+                ],
+            }],
+            "segment_labels": sub.labels,
+            "segment_references": [[t] for t in sub.texts],
+            "reference": reference,
+            "meta": make_meta(
+                task_version=TASK.version, setting=setting, source=rel, mmsci_split=mmsci_split, index=i,
+                uid=rec["uid"], category=rec["category"], subject=rec["subject"], image=rec["image"],
+                caption=rec["caption"], caption_title=sub.title, n_subfigures=len(sub.labels),
+                context_chars=len(context), context_truncated=truncated,
+            ),
+        })
+    return rows, len(records), examined
+
+
+def _write_log(out: Path, summary: dict, skipped: list[_Skip]) -> Path:
+    """``build_log.jsonl`` in ``out``, written through a temporary file and a rename."""
+    lines = [json.dumps({"kind": "summary", **summary}, sort_keys=True)]
+    lines += [json.dumps({"kind": "skipped", **vars(s)}, sort_keys=True, ensure_ascii=False) for s in skipped]
+    fd, tmp = tempfile.mkstemp(prefix=".build_log.", dir=out)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, out / BUILD_LOG)
+    return out / BUILD_LOG
+
+
+def read_build_log(out_dir: str | Path) -> tuple[dict, list[dict]]:
+    """``(summary, skipped records)`` from a built dataset's ``build_log.jsonl``.
+
+    Raises:
+        FileNotFoundError: no build log in ``out_dir``.
+    """
+    lines = [json.loads(x) for x in (Path(out_dir) / BUILD_LOG).read_text(encoding="utf-8").splitlines() if x]
+    return lines[0], lines[1:]
+
+
+def build(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    setting: str = "abstract",
+    eval_split: str = "dev",
+    limit: int | None = None,
+    max_context_chars: int = DEFAULT_MAX_CONTEXT_CHARS,
+    max_image_side: int | None = None,
+    min_subfigures: int = 2,
+) -> DatasetDict:
+    """Build the MMSci sub-figure captioning DatasetDict (``train``/``test``) and save it atomically.
+
+    Everything is built in memory first; ``out_dir`` is written (or replaced) only once the
+    whole dataset exists, so on any error nothing is written. Unsplittable captions are
+    skipped, counted and logged (module docstring), never merged.
+
+    Args:
+        source: MMSci's ``benchmark`` directory (or a directory holding it).
+        out_dir: where the DatasetDict (and ``build_log.jsonl``) is written.
+        setting: ``ungrounded``, ``abstract`` or ``content`` (module docstring).
+        eval_split: the MMSci split that becomes ``test``: ``dev`` (default) or ``test``.
+        limit: keep at most this many examples per split (the first usable ones in file order).
+        max_context_chars: abstract / article text cut to this many characters.
+        max_image_side: shrink figures whose longer side exceeds this (pixels); None keeps them.
+        min_subfigures: fewest sub-figure labels for a usable caption.
+
+    Returns:
+        The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``).
+
+    Raises:
+        DataError: on bad input, naming the file (and record / field): no MMSci layout at
+            ``source``, a missing or malformed JSON file, a missing or ill-typed field, a
+            missing or unreadable image, a bad image name, a duplicate id, a split left with
+            no usable example.
+        ValueError: a bad option.
+    """
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
+    if eval_split not in EVAL_SPLITS:
+        raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {eval_split!r}")
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"limit must be >= 1 or None, got {limit}")
+    if max_image_side is not None and max_image_side < 1:
+        raise ValueError(f"max_image_side must be >= 1 or None, got {max_image_side}")
+    if min_subfigures < 1:
+        raise ValueError(f"min_subfigures must be >= 1, got {min_subfigures}")
+    if max_context_chars < 1:
+        raise ValueError(f"max_context_chars must be >= 1, got {max_context_chars}")
+    bench = benchmark_dir(source)
+    skipped: list[_Skip] = []
+    splits: dict[str, list[dict]] = {}
+    summary: dict = {"task": TASK.name, "task_version": TASK.version, "setting": setting, "splits": {}}
+    for ours, theirs in (("train", "train"), ("test", eval_split)):
+        rows, n, examined = _split_rows(
+            bench, theirs, ours, setting=setting, limit=limit, max_context_chars=max_context_chars,
+            max_image_side=max_image_side, min_subfigures=min_subfigures, skipped=skipped,
+        )
+        reasons = Counter(s.reason for s in skipped if s.split == ours)
+        if not rows:
+            raise DataError(
+                f"{bench / theirs / DATA_FILE}: no usable figure "
+                f"({n} records; skipped: {dict(reasons) or 'none'})"
+            )
+        splits[ours] = rows
+        summary["splits"][ours] = {
+            "mmsci_split": theirs, "records": n, "examined": examined, "kept": len(rows),
+            "skipped": sum(reasons.values()),
+            "skipped_by_reason": dict(sorted(reasons.items())),
+        }
+    seen: dict[str, str] = {}
+    for split, rows in splits.items():
+        for row in rows:
+            if row["id"] in seen:
+                raise DataError(
+                    f"{bench}: duplicate figure id {row['id']!r} "
+                    f"({seen[row['id']]} and {split}; field 'image')"
+                )
+            seen[row["id"]] = split
+    for s in skipped:
+        logger.info("mmsci: skipped %s record #%d (%s): %s %s", s.split, s.index, s.image, s.reason, s.detail)
+    ds = DatasetDict({name: Dataset.from_list(rows, features=FEATURES) for name, rows in splits.items()})
+    splits.clear()
+    out = save_dataset_atomic(ds, out_dir)
+    _write_log(out, summary, skipped)
+    return ds
+
+
+TASK = TaskSpec(
+    name="mmsci",
+    version=1,
+    build=build,
+    segment_reward="cider_d",
+    eval_metrics=("bleu1", "bleu2", "bleu3", "bleu4", "cider_d", "meteor", "rouge_l", "bertscore"),
+    description="MMSci sub-figure captioning: one scientific figure per example, one caption segment "
+    "per sub-figure label (a), (b), ...; ungrounded, abstract- or content-grounded prompts.",
+    holistic_metrics=("bleu1", "bleu2", "bleu3", "bleu4", "cider_d", "meteor", "rouge_l", "bertscore"),
+)
