@@ -1,9 +1,14 @@
-"""``segrl bench step``: seconds per training step, plain TRL GRPO vs segrl ``grpo`` vs ``sd_grpo``.
+"""``segrl bench step``: seconds per training step, plain TRL GRPO vs segrl ``grpo`` vs ``sd_grpo`` vs ``srpo``.
 
 Same tiny model, data, batch and seed for every variant; rounds are interleaved (trl, grpo,
 sd_grpo, trl, ...) so machine noise hits all of them alike; the median over rounds of the
 per-step time is reported. The segment-level work (parsing, the (B, K) estimator, the token
 mapping) must cost next to nothing: target ``sd_grpo / grpo <= 1.03``.
+
+``srpo`` measures SRPO's extra no-grad forward passes (clean, corrupted image, perception
+removed; :mod:`segrl.trainers.srpo`): same prompts as the others (no structure instruction)
+and ``srpo_force_passes=True``, so the passes run although the benchmark model never writes
+the structure (their cost does not depend on the text; the weights stay 1).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import torch
 
 from segrl.provenance import git_state, library_versions
 
-VARIANTS = ("trl", "grpo", "sd_grpo")
+VARIANTS = ("trl", "grpo", "sd_grpo", "srpo")
 
 
 def _trainer(variant: str, model_dir: Path, train, out: Path, steps: int, seed: int):
@@ -38,6 +43,12 @@ def _trainer(variant: str, model_dir: Path, train, out: Path, steps: int, seed: 
     if variant == "trl":  # TRL's own GRPO with the same holistic reward (segment mean + 0.5 * format)
         args = GRPOConfig(**common, loss_type="grpo", reward_weights=[1.0, 0.5])
         return GRPOTrainer(model=model, reward_funcs=make_reward_funcs(metric), args=args, train_dataset=train,
+                           processing_class=processor)
+    if variant == "srpo":
+        from segrl.trainers.srpo import SRPOConfig, SRPOTrainer
+
+        args = SRPOConfig(**common, algo="srpo", srpo_instruction="", srpo_force_passes=True)
+        return SRPOTrainer(model=model, segment_metric=metric, args=args, train_dataset=train,
                            processing_class=processor)
     args = SegmentGRPOConfig(**common, algo=variant)
     return SegmentGRPOTrainer(model=model, segment_metric=metric, args=args, train_dataset=train,
@@ -82,6 +93,7 @@ def main(rounds: int = 5, steps_per_round: int = 4, n_groups: int = 24, seed: in
         "seconds_per_step_all": times,
         "ratio_sd_grpo_over_grpo": median["sd_grpo"] / median["grpo"],
         "ratio_sd_grpo_over_trl": median["sd_grpo"] / median["trl"],
+        "ratio_srpo_over_grpo": median["srpo"] / median["grpo"],
         "setup": {"model": "tiny LLaVA (segrl make-tiny-model), SFT 60 steps", "task": f"multichart, {n_groups} groups",
                   "num_generations": 4, "per_device_train_batch_size": 8, "max_completion_length": 32},
         "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads(),
@@ -93,13 +105,14 @@ def main(rounds: int = 5, steps_per_round: int = 4, n_groups: int = 24, seed: in
     out.mkdir(parents=True, exist_ok=True)
     (out / "step.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
-        "# Training step time: TRL GRPO vs segrl grpo vs sd_grpo", "",
+        "# Training step time: TRL GRPO vs segrl grpo vs sd_grpo vs srpo", "",
         f"Made by: `{result['command']}` at commit {(result['git']['commit'] or '?')[:8]}"
         f"{'+dirty' if result['git']['dirty'] else ''} on {result['machine']['platform']}", "",
         "| variant | median s/step | all rounds (s/step) |", "|---|---|---|",
         *[f"| {v} | {median[v]:.4f} | {', '.join(f'{t:.4f}' for t in times[v])} |" for v in VARIANTS], "",
         f"sd_grpo / grpo = **{result['ratio_sd_grpo_over_grpo']:.3f}** (target <= 1.03); "
         f"sd_grpo / TRL GRPO = {result['ratio_sd_grpo_over_trl']:.3f}", "",
+        f"srpo / grpo = {result['ratio_srpo_over_grpo']:.3f} (SRPO's extra no-grad forward passes)", "",
     ]
     (out / "step.md").write_text("\n".join(lines))
     return result

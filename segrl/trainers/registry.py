@@ -50,3 +50,16 @@ def trainer_class(algo: str) -> type:
 def config_class(algo: str) -> type:
     """The config dataclass of ``algo``'s trainer (a ``SegmentGRPOConfig`` subclass)."""
     return _load(trainer_spec(algo).config)
+
+
+# SRPO (issue 7): role-aware token weights on GRPO (srpo) or SD-GRPO (sd_srpo) advantages.
+TRAINERS.add("srpo", TrainerSpec(trainer="segrl.trainers.srpo:SRPOTrainer", config="segrl.trainers.srpo:SRPOConfig"))
+TRAINERS.add("sd_srpo", TrainerSpec(trainer="segrl.trainers.srpo:SRPOTrainer", config="segrl.trainers.srpo:SRPOConfig"))
+
+# SAPO (issue 6): entropy segments, segment-level GAE with a critic, segment importance ratios.
+TRAINERS.add("sapo", TrainerSpec(trainer="segrl.trainers.sapo:SAPOTrainer", config="segrl.trainers.sapo:SAPOConfig"))
+
+# Dr. Seg (issue 8): Look-to-Confirm + Distribution-Ranked Reward, and its VisionReasoner-reward baseline.
+TRAINERS.add("drseg", TrainerSpec(trainer="segrl.trainers.drseg:DrSegTrainer", config="segrl.trainers.drseg:DrSegConfig"))
+TRAINERS.add("vision_reasoner", TrainerSpec(trainer="segrl.trainers.drseg:DrSegTrainer",
+                                            config="segrl.trainers.drseg:VisionReasonerConfig"))
