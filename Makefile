@@ -73,14 +73,66 @@ reproduce-table1: install
 	done
 	$(SEGRL) report table1
 
-reproduce-table2:
-	@echo "$@: not implemented yet (issue #9)." >&2; exit 2
+# Table 2 (CPU preset): multi-chart long-form QA, K questions per answer, on the controlled chart
+# variant (task charts: charts rendered from real packaged tables, exact answers), each run also
+# evaluated on the real MultiChartQA sample built with the same K (TABLE2_REAL_K: no group of the
+# sample has 8 questions). One tiny model + SFT warm start per K shared by every algorithm.
+# Resumable: each finished piece of a run (training: run.json; each eval: metrics.json) is skipped.
+TABLE2_K ?= 1 2 4 8
+TABLE2_REAL_K ?= 1 2 4
+TABLE2_ALGOS ?= grpo sd_grpo dr_grpo sd_dr_grpo
+TABLE2_SEEDS ?= 0 1 2
+TABLE2_CONFIG := configs/multichart_longform_cpu.yaml
+reproduce-table2: install
+	for K in $(TABLE2_K); do \
+	  data=data/charts-k$$K; model=models/tiny-charts-k$$K; real=; \
+	  case " $(TABLE2_REAL_K) " in *" $$K "*) real=data/multichart-k$$K;; esac; \
+	  test -d $$data || $(SEGRL) build-data charts --questions-per-answer $$K --out $$data; \
+	  test -z "$$real" || test -d $$real || $(SEGRL) build-data multichart --questions-per-answer $$K --out $$real; \
+	  test -d $$model || $(SEGRL) make-tiny-model --data $$data --out $$model; \
+	  test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE2_CONFIG) --set data.path=$$data \
+	    --model $$model --out $$model-sft; \
+	  for algo in $(TABLE2_ALGOS); do for seed in $(TABLE2_SEEDS); do \
+	    run=runs/table2/k$$K/$$algo/seed$$seed; \
+	    test -f $$run/run.json || $(SEGRL) train --config $(TABLE2_CONFIG) --set data.path=$$data \
+	      --set train.max_completion_length=$$((12 * K)) --model $$model-sft \
+	      --algo $$algo --seed $$seed --output-dir $$run --resume off; \
+	    test -f $$run/eval/metrics.json || $(SEGRL) eval charts --model $$run --data $$data \
+	      --max-new-tokens $$((12 * K)) --max-image-side 112 --out $$run/eval; \
+	    test -z "$$real" || test -f $$run/eval-real/metrics.json || $(SEGRL) eval multichart --model $$run \
+	      --data $$real --max-new-tokens $$((16 * K)) --max-image-side 112 --out $$run/eval-real; \
+	  done; done; \
+	done
+	$(SEGRL) report table2
 
-reproduce-table3:
-	@echo "$@: not implemented yet (issue #4)." >&2; exit 2
+# Table 3 (CPU preset): blend sweep on entangled synthetic panels (captions refer to each other),
+# alpha in {0 (SD-GRPO), 0.25, 0.5, 0.75, 1 (GRPO)} x 3 seeds; one SFT warm start shared by every run.
+# Resumable: finished runs (eval/metrics.json present) are skipped.
+TABLE3_K ?= 4
+TABLE3_ALPHAS ?= 0 0.25 0.5 0.75 1
+TABLE3_SEEDS ?= 0 1 2
+TABLE3_CONFIG := configs/docci_entangled_cpu.yaml
+reproduce-table3: install
+	K=$(TABLE3_K); data=data/docci-entangled-k$$K; model=models/tiny-docci-entangled-k$$K; \
+	test -d $$data || $(SEGRL) build-data docci --entangled --panels $$K --panel-side 56 --count 200 --out $$data; \
+	test -d $$model || $(SEGRL) make-tiny-model --data $$data --out $$model; \
+	test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE3_CONFIG) \
+	  --set data.path=$$data --model $$model --out $$model-sft; \
+	for alpha in $(TABLE3_ALPHAS); do for seed in $(TABLE3_SEEDS); do \
+	  run=runs/table3/alpha$$alpha/seed$$seed; \
+	  test -f $$run/eval/metrics.json && continue; \
+	  $(SEGRL) train --config $(TABLE3_CONFIG) --set data.path=$$data --set train.alpha=$$alpha \
+	    --set train.max_completion_length=$$((40 * K)) --model $$model-sft \
+	    --algo blend --seed $$seed --output-dir $$run --resume off; \
+	  $(SEGRL) eval docci --model $$run --data $$data --max-new-tokens $$((40 * K)) --out $$run/eval; \
+	done; done
+	$(SEGRL) report table3
 
-reproduce-table4:
-	@echo "$@: not implemented yet (issue #9)." >&2; exit 2
+# Table 4: SD-GRPO inside Dr. GRPO (sd_dr_grpo vs dr_grpo, beside sd_grpo vs grpo), gathered from the
+# runs of tables 1 and 2 (which it runs first, resumably) and of table 3 where its runs exist (the
+# blend sweep has no Dr. GRPO runs, so it is not run for this table).
+reproduce-table4: reproduce-table1 reproduce-table2
+	$(SEGRL) report table4
 
 clean:
 	rm -rf data models runs

@@ -17,6 +17,7 @@ from segrl.cli import (  # noqa: E402
     bench,
     build_data,
     evaluate,
+    judge,
     make_tiny_model,
     report,
     train,
@@ -39,5 +40,6 @@ app.command("report")(report.command)
 app.command("validate")(validate.command)
 app.add_typer(analyze.app, name="analyze")
 app.add_typer(bench.app, name="bench")
+app.add_typer(judge.app, name="judge")
 
 __all__ = ["app"]

@@ -20,15 +20,42 @@ def command(
     batch_size: int = typer.Option(8, help="Examples per generate() call."),
     limit: int | None = typer.Option(None, help="Evaluate only the first N examples."),
     max_image_side: int | None = typer.Option(None, help="Downscale images (longer side, px) as in training."),
+    bertscore_model: str | None = typer.Option(None, help="BERTScore model: hub id or path (default: the packaged "
+                                               "MiniLM, offline; science: allenai/scibert_scivocab_uncased)."),
+    bertscore_layers: int | None = typer.Option(None, help="BERTScore layer (default: the model's usual one)."),
+    judge_url: str | None = typer.Option(None, help="Also score with an LLM judge at this OpenAI-compatible "
+                                         "endpoint (http://host:port/v1); see `segrl judge --help`."),
+    judge_model: str | None = typer.Option(None, help="The judge's model name (with --judge-url)."),
+    judge_cache: Path | None = typer.Option(None, help="Judge reply cache (default: <out>/judge/cache)."),
+    judge_retries: int = typer.Option(2, help="Judge retries per example (invalid reply, timeout, HTTP 429/5xx)."),
+    judge_timeout: float = typer.Option(60.0, help="Seconds to wait for one judge reply."),
 ) -> None:
-    """Evaluate a model; writes predictions.jsonl, metrics.json and run.json."""
+    """Evaluate a model; writes predictions.jsonl, metrics.json and run.json (and judge/ with --judge-url)."""
     from segrl.eval.evaluate import main
 
+    if (judge_url is None) != (judge_model is None):
+        console.print("[red]--judge-url and --judge-model go together[/]")
+        raise typer.Exit(2)
     data = data or Path("data") / task
     out = out or Path(model) / "eval"
+    options = {}
+    if bertscore_model or bertscore_layers:
+        options["bertscore"] = {"model_type": bertscore_model, "num_layers": bertscore_layers}
     result = main(task, model, str(data), str(out), split=split, max_new_tokens=max_new_tokens,
-                  batch_size=batch_size, limit=limit, max_image_side=max_image_side)
+                  batch_size=batch_size, limit=limit, max_image_side=max_image_side, metric_options=options)
     m = result["metrics"]
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if not isinstance(v, list)}
     console.print(f"[bold]{task}[/] {split} n={result['n_examples']}: {shown}")
     console.print(f"wrote {out}/metrics.json")
+    if judge_url:
+        from segrl.cli.judge import make_judge, print_absolute
+        from segrl.eval.judge import JudgeError, judge_run
+
+        judge = make_judge(judge_url, judge_model, judge_cache or out / "judge" / "cache", judge_retries,
+                           judge_timeout, 1.0)
+        try:
+            print_absolute(judge_run(judge, out))
+        except JudgeError as e:
+            console.print(f"[red]judge failed:[/] {e}")
+            raise typer.Exit(1) from None
+        console.print(f"wrote {out}/judge/absolute.json")

@@ -50,8 +50,13 @@ def aggregate(per_metric: dict[str, list[list[float | None]]], formats: list[flo
 
 def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "test",
          max_new_tokens: int = 96, batch_size: int = 8, limit: int | None = None, dtype: str | None = None,
-         max_image_side: int | None = None) -> dict:
+         max_image_side: int | None = None, metric_options: dict[str, dict] | None = None) -> dict:
     """Evaluate ``model`` on ``data``'s ``split``; write ``predictions.jsonl``, ``metrics.json``, ``run.json``.
+
+    ``metric_options`` maps a metric name to its factory options (e.g. ``{"bertscore":
+    {"model_type": "allenai/scibert_scivocab_uncased"}}``). The task's ``holistic_metrics`` are
+    also scored on the whole completion against the whole reference (``<name>_holistic``);
+    ``metrics.json`` names the model behind every model-based metric (``metric_models``).
 
     Raises:
         FileNotFoundError: the dataset directory does not exist.
@@ -70,7 +75,9 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
         rows = rows.select(range(min(limit, len(rows))))
     rows = downscale_images(rows, max_image_side)
     corpus = [refs for r in ds["train"]["segment_references"] for refs in r] if "train" in ds else None
-    metrics = {name: make_segment_reward(name, reference_corpus=corpus) for name in task.eval_metrics}
+    options = metric_options or {}
+    metrics = {name: make_segment_reward(name, reference_corpus=corpus, **options.get(name, {}))
+               for name in task.eval_metrics}
 
     torch.manual_seed(0)
     policy, processor = load_policy(model, dtype=dtype)
@@ -94,18 +101,25 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
         ]
     formats = format_reward(completions, labels)
     summary = aggregate(per_metric, formats)
+    whole = [[r] for r in rows["reference"]]
+    holistic = {f"{name}_holistic": metrics[name](completions, whole) for name in task.holistic_metrics}
+    for key, vals in holistic.items():
+        kept = [v for v in vals if v is not None]
+        summary[key] = sum(kept) / len(kept) if kept else None
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "predictions.jsonl").open("w") as f:
         for i, row_id in enumerate(rows["id"]):
             rec = {"id": row_id, "completion": completions[i], "reference": rows[i]["reference"],
-                   "format": formats[i], **{name: per_metric[name][i] for name in per_metric}}
+                   "format": formats[i], **{name: per_metric[name][i] for name in per_metric},
+                   **{key: vals[i] for key, vals in holistic.items()}}
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     result = {
         "task": task.name, "task_version": task.version, "model": model, "split": split,
         "n_examples": len(completions), "n_segments": sum(len(x) for x in labels),
         "metrics": summary, "wall_time_s": round(time.time() - t0, 1), "max_image_side": max_image_side,
+        "metric_models": {name: fn.model_name for name, fn in metrics.items() if hasattr(fn, "model_name")},
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     write_run_json(out, kind="eval", task={"name": task.name, "version": task.version}, model=model,
