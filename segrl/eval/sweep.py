@@ -18,6 +18,16 @@ import pandas as pd
 from segrl.eval.report import _read_json, find_eval_dirs
 
 
+def _save_figure(fig, path: str | Path) -> Path:
+    """Save ``fig`` as a 120-dpi PNG at ``path`` (parents created), close it, return the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
 def run_alpha(trained: dict) -> float | None:
     """The blend weight of a trained run (its ``run.json``): ``config.train.alpha``, or the
     :class:`~segrl.trainers.config.SegmentGRPOConfig` default when the config did not set it;
@@ -125,11 +135,7 @@ def plot_gain(gains: dict[str, pd.DataFrame], path: str | Path, *, title: str, t
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def write_sweep(df: pd.DataFrame, metrics: list[str], out_dir: str | Path, *, title: str, command: str,
@@ -174,11 +180,7 @@ def plot_alpha(df: pd.DataFrame, metrics: list[str], path: str | Path, *, title:
         ax.legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def write_alpha_sweep(df: pd.DataFrame, metrics: list[str], out_dir: str | Path, *, title: str,
@@ -327,11 +329,7 @@ def plot_vs_k(df: pd.DataFrame, metrics: list[str], path: str | Path, *, title: 
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def write_longform_sweep(df: pd.DataFrame, metrics: list[str], out_dir: str | Path, *, title: str, command: str,

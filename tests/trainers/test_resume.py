@@ -1,27 +1,12 @@
 """Resume that reproduces: 4 steps == 2 steps + kill + resume + 2 steps, to 1e-6 on CPU."""
 
 import pytest
-from transformers import TrainerCallback
+from training_utils import KillAt, text_length
 
 from segrl.models import load_policy
 from segrl.trainers.checkpoint import MARKER, LatestCheckpointMarker, ResumeError, resolve_resume
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.segment_grpo import SegmentGRPOTrainer
-
-
-def text_length(predictions, references):
-    return [min(len(p), 10) / 10 for p in predictions]
-
-
-class KillAt(TrainerCallback):
-    """Stops training after step n, as a pre-empted job would (after its last checkpoint)."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.n:
-            control.should_training_stop = True
 
 
 def train(model_dir, data, out, *, kill_at=None, resume=None):

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 import torch
-from transformers import TrainerCallback
+from training_utils import KillAt, text_length
 
 from segrl.config import ConfigError, ExperimentConfig
 from segrl.models import load_policy
@@ -13,19 +13,6 @@ from segrl.trainers import registry
 from segrl.trainers.checkpoint import MARKER, LatestCheckpointMarker, ResumeError, resolve_resume
 from segrl.trainers.sapo import CRITIC_DIR, SAPOConfig, SAPOTrainer
 from segrl.trainers.token_mapping import assign_tokens_to_segments, token_char_offsets
-
-
-def text_length(predictions, references):
-    return [min(len(p), 10) / 10 for p in predictions]
-
-
-class KillAt(TrainerCallback):
-    def __init__(self, n):
-        self.n = n
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.n:
-            control.should_training_stop = True
 
 
 class Recording(SAPOTrainer):

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from training_utils import text_length
 
 from segrl.models import load_policy
 from segrl.rewards.scorer import RewardError
@@ -31,9 +32,6 @@ def make_args(tmp_path, **kw):
     return SegmentGRPOConfig(**base)
 
 
-def text_length(predictions, references):
-    """A verifiable toy reward that varies across rollouts and segments: 1 per character, capped at 10."""
-    return [min(len(p), 10) / 10 for p in predictions]
 
 
 def test_two_steps_hand_segment_advantages_to_the_loss(tmp_path, colour_warm_model, colour_data):

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from training_utils import text_length
 
 from segrl.config import ExperimentConfig
 from segrl.rewards.srpo_format import blank_blocks, parse_structure
@@ -223,9 +224,6 @@ def test_config_names_knobs_and_registry(tmp_path):
 # --------------------------------------------------------------------------- two tiny runs
 
 
-def text_length(predictions, references):
-    """A verifiable toy reward that varies across rollouts: 1 per character, capped at 10."""
-    return [min(len(p), 10) / 10 for p in predictions]
 
 
 @pytest.fixture(scope="module")
