@@ -67,14 +67,14 @@ app.command("rewards")(command)
 
 @app.command("step")
 def step(
-    rounds: int = typer.Option(5, min=1, help="Interleaved rounds (trl, grpo, sd_grpo each round)."),
+    rounds: int = typer.Option(5, min=1, help="Interleaved rounds (trl, grpo, sd_grpo, srpo each round)."),
     steps_per_round: int = typer.Option(4, min=1, help="Training steps per variant and round."),
     n_groups: int = typer.Option(24, min=2, help="MultiChartQA groups to build from --source."),
     source: str = typer.Option("../shared/data/multichartqa", help="MultiChartQA directory."),
     seed: int = typer.Option(0, help="Seed (data split, model init, sampling)."),
     out_dir: Path = typer.Option(Path("results/bench"), help="Directory for step.json and step.md."),
 ) -> None:
-    """Seconds per training step: TRL's GRPO vs segrl grpo vs sd_grpo (target sd_grpo/grpo <= 1.03)."""
+    """Seconds per training step: TRL's GRPO vs segrl grpo, sd_grpo and srpo (target sd_grpo/grpo <= 1.03)."""
     from segrl.bench.step import main
 
     res = main(rounds=rounds, steps_per_round=steps_per_round, n_groups=n_groups, seed=seed, source=source,
