@@ -53,6 +53,17 @@ TABLES.update({
             "(rollout-level vs the segment's own advantage; 1/sqrt(K) for K independent segments).",
         ],
     },
+    "drseg": {  # kind "methods": rows = experiment arm (runs/drseg/<arm>/seedN)
+        "kind": "methods",
+        "runs": ["runs/drseg"],
+        "metrics": ["giou", "count_accuracy", "iou"],
+        "pairs": [("drseg", "vision_reasoner"), ("drseg", "sd_grpo")],
+        "out": "results/drseg",
+        "title": "Dr. Seg vs VisionReasoner reward vs SD-GRPO (per-object IoU), synthetic grounding, tiny LLaVA, CPU",
+        "notes": ["giou: mean per-image IoU of the predicted and target box unions; count_accuracy: fraction of "
+                  "images with as many predicted objects as targets; iou: mean per-object IoU (segment k vs "
+                  "target k), all on the held-out split (segrl.tasks.grounding.add_grounding_metrics)."],
+    },
     "table4": {  # kind "gather": Dr. GRPO vs SD-Dr. GRPO (and GRPO vs SD-GRPO) from the other tables' runs
         "kind": "gather",
         "sources": {"table1": ["cider_d"], "table2": ["accuracy", "real_accuracy"], "table3": ["cider_d"]},
@@ -168,6 +179,9 @@ def _special(name: str, spec: dict, runs: list[str], out: Path | None, title: st
         console.print(f"wrote {files['md']}, {files['csv']} and {files['png']}")
         return
     runs = runs or spec["runs"]
+    if spec["kind"] == "methods":
+        _methods(name, spec, runs, out, title)
+        return
     try:
         df = _collect(spec, runs)
     except (FileNotFoundError, KeyError, ValueError) as e:
@@ -181,3 +195,21 @@ def _special(name: str, spec: dict, runs: list[str], out: Path | None, title: st
                                  gain_metrics=spec["gain_metrics"], notes=spec.get("notes", []))
     show(summarize(df, spec["metrics"]), title, console)
     console.print(f"wrote {files['md']}, {files['csv']}, {files['gain_png']} and {files['png']}")
+
+
+def _methods(name: str, spec: dict, runs: list[str], out: Path, title: str) -> None:
+    """A method comparison (kind ``methods``): rows = experiment arm, paired gains of ``spec["pairs"]``."""
+    from segrl.eval.report import show
+    from segrl.eval.sweep import collect_sweep, summarize, write_methods
+
+    try:
+        df = collect_sweep(runs, spec["metrics"])
+    except (FileNotFoundError, KeyError) as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
+    df = df[df["arm"] != "(init)"]
+    command_line = " ".join(shlex.quote(a) for a in ["segrl", "report", name, *runs, "--out", str(out)])
+    files = write_methods(df, spec["metrics"], out, title=title, command=command_line, pairs=spec["pairs"],
+                          notes=spec.get("notes", []))
+    show(summarize(df, spec["metrics"], by="arm"), title, console)
+    console.print(f"wrote {files['md']}, {files['csv']} and {files['png']}")

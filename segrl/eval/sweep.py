@@ -43,8 +43,9 @@ def run_alpha(trained: dict) -> float | None:
 
 
 def collect_sweep(paths: list[str | Path], metrics: list[str]) -> pd.DataFrame:
-    """One row per eval run: ``algo``, ``seed``, ``K``, ``alpha`` (:func:`run_alpha`), ``task``,
-    ``data``, ``commit`` and ``metrics``.
+    """One row per eval run: ``algo``, ``arm`` (the trained run's parent directory name, e.g.
+    ``sapo-entropy`` for ``runs/sapo/sapo-entropy/seed0``), ``seed``, ``K``, ``alpha``
+    (:func:`run_alpha`), ``task``, ``data``, ``commit`` and ``metrics``.
 
     Runs of an untrained model (no ``run.json`` with an ``algo``) get ``algo="(init)"``.
 
@@ -60,6 +61,8 @@ def collect_sweep(paths: list[str | Path], metrics: list[str]) -> pd.DataFrame:
         run = _read_json(d / "run.json") if (d / "run.json").exists() else {}
         row = {
             "algo": trained.get("algo", "(init)"),
+            # the experiment arm: the trained run's parent directory (runs/<table>/<arm>/seedN)
+            "arm": Path(m["model"]).parent.name if trained else "(init)",
             "seed": trained.get("seed"),
             "K": int(round(m["n_segments"] / max(1, m["n_examples"]))),
             "alpha": run_alpha(trained),
@@ -433,3 +436,50 @@ def write_gathered(table: pd.DataFrame, out_dir: str | Path, *, title: str, comm
     fig.savefig(out / "gain.png", dpi=120)
     plt.close(fig)
     return {"md": out / "table.md", "csv": out / "table.csv", "png": out / "gain.png"}
+
+
+# --- method comparisons (SAPO, SRPO, Dr. Seg): rows = experiment arm ------------------------------
+def plot_methods(df: pd.DataFrame, metrics: list[str], path: str | Path, *, title: str) -> Path:
+    """One bar panel per metric: mean ± std over seeds of each arm; writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = sorted(df["arm"].unique())
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
+        stats = df.groupby("arm")[name].agg(["mean", "std"]).reindex(arms)
+        ax.bar(range(len(arms)), stats["mean"], yerr=stats["std"].fillna(0.0), capsize=3)
+        ax.set_xticks(range(len(arms)), arms, rotation=35, ha="right", fontsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def write_methods(df: pd.DataFrame, metrics: list[str], out_dir: str | Path, *, title: str, command: str,
+                  pairs: list[tuple[str, str]], notes: list[str] = ()) -> dict[str, Path]:
+    """A method comparison: ``table.md`` / ``table.csv`` (rows = arm, mean ± std over seeds),
+    ``runs.csv``, the paired gains ``treatment − control`` (same seed) of each pair of arms, and
+    ``methods.png`` (:func:`plot_methods`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = summarize(df, metrics, by="arm")
+    table.to_csv(out / "table.csv", index=False)
+    df.to_csv(out / "runs.csv", index=False)
+    gain_lines = []
+    for treatment, control in pairs:
+        for name in metrics:
+            for _, r in paired_gain(df, name, treatment, control, by="arm").iterrows():
+                gain_lines.append(f"| {treatment} − {control} | {name} | {r.gain_mean:+.4f} ± {r.gain_std:.4f} "
+                                  f"| {int(r.n)} |")
+    commits = ", ".join(sorted(df["commit"].unique()))
+    md = [f"# {title}", "", f"Made by: `{command}`", "", f"Runs: {len(df)}; commits: {commits}; "
+          f"task: {', '.join(sorted(df['task'].unique()))}.", "", table.to_markdown(index=False), "",
+          "## Paired gains (same seed)", "", "| pair | metric | gain | seeds |", "|---|---|---|---|",
+          *gain_lines, "", *[f"- {n}" for n in notes], ""]
+    (out / "table.md").write_text("\n".join(md))
+    png = plot_methods(df, metrics, out / "methods.png", title=title)
+    return {"md": out / "table.md", "csv": out / "table.csv", "png": png}
