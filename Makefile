@@ -11,7 +11,7 @@ CONFIG ?= configs/multichart_cpu.yaml
 DEMO_RUNS := runs/demo
 
 .PHONY: install test test-slow demo lint clean golden-update \
-	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4
+	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-drseg
 
 # Regenerate the golden trajectory's reference (tests/golden/reference.json). Only when a change is
 # meant to move the numbers; say why in the commit.
@@ -133,6 +133,29 @@ reproduce-table3: install
 # blend sweep has no Dr. GRPO runs, so it is not run for this table).
 reproduce-table4: reproduce-table1 reproduce-table2
 	$(SEGRL) report table4
+
+# Dr. Seg (CPU preset): drseg (Look-to-Confirm + DRR) vs the VisionReasoner reward vs sd_grpo with
+# per-object IoU segments on the synthetic grounding task, 3 seeds; one SFT warm start shared by all.
+# Resumable: finished runs are skipped.
+DRSEG_ALGOS ?= drseg vision_reasoner sd_grpo
+DRSEG_SEEDS ?= 0 1 2
+DRSEG_CONFIG := configs/grounding_cpu.yaml
+reproduce-drseg: install
+	test -d data/grounding || $(SEGRL) build-data grounding --out data/grounding
+	test -d models/tiny-grounding || $(SEGRL) make-tiny-model --data data/grounding --out models/tiny-grounding
+	test -d models/tiny-grounding-sft || $(SEGRL) warm-start --config $(DRSEG_CONFIG) \
+	  --model models/tiny-grounding --out models/tiny-grounding-sft
+	for algo in $(DRSEG_ALGOS); do for seed in $(DRSEG_SEEDS); do \
+	  run=runs/drseg/$$algo/seed$$seed; \
+	  test -f $$run/eval/metrics.json && continue; \
+	  $(SEGRL) train --config $(DRSEG_CONFIG) --model models/tiny-grounding-sft --algo $$algo --seed $$seed \
+	    --output-dir $$run --resume off; \
+	  $(SEGRL) eval grounding --model $$run --data data/grounding --max-new-tokens 144 --max-image-side 112 \
+	    --out $$run/eval.tmp; \
+	  $(PY) -c "from segrl.tasks.grounding import add_grounding_metrics as f; f('$$run/eval.tmp', 'data/grounding')"; \
+	  rm -rf $$run/eval; mv $$run/eval.tmp $$run/eval; \
+	done; done
+	$(SEGRL) report drseg
 
 clean:
 	rm -rf data models runs
