@@ -64,6 +64,42 @@ TABLES.update({
                   "images with as many predicted objects as targets; iou: mean per-object IoU (segment k vs "
                   "target k), all on the held-out split (segrl.tasks.grounding.add_grounding_metrics)."],
     },
+    "sapo_docci": {
+        "kind": "methods",
+        "runs": ["runs/table1/k4/grpo", "runs/table1/k4/sd_grpo", "runs/sapo/docci-k4"],
+        "metrics": ["cider_d", "bleu4", "meteor"],
+        "pairs": [("sapo-entropy", "grpo"), ("sapo-entropy", "sd_grpo"), ("sapo-task", "sapo-entropy")],
+        "out": "results/sapo/docci-k4",
+        "title": "SAPO (entropy / newline / task segments) vs GRPO vs SD-GRPO, docci K=4, tiny LLaVA, CPU",
+    },
+    "sapo_multichart": {
+        "kind": "methods",
+        "runs": ["runs/sapo/multichart"],
+        "metrics": ["accuracy", "format"],
+        "pairs": [("sapo-entropy", "grpo"), ("sapo-entropy", "sd_grpo"), ("sapo-task", "sapo-entropy")],
+        "out": "results/sapo/multichart",
+        "title": "SAPO (entropy / newline / task segments) vs GRPO vs SD-GRPO, MultiChartQA sample, tiny LLaVA, CPU",
+    },
+    "srpo_docci": {
+        "kind": "methods",
+        "runs": ["runs/table1/k4/grpo", "runs/table1/k4/sd_grpo", "runs/srpo/docci-k4"],
+        "metrics": ["cider_d", "bleu4", "meteor"],
+        "pairs": [("srpo", "grpo"), ("sd_srpo", "sd_grpo")],
+        "out": "results/srpo/docci-k4",
+        "title": "SRPO / SD-SRPO vs GRPO / SD-GRPO, docci K=4, tiny LLaVA, CPU",
+        "notes": ["srpo / sd_srpo start from a warm start on structured references (their own SFT); grpo / "
+                  "sd_grpo from the plain one."],
+    },
+    "srpo_multichart": {
+        "kind": "methods",
+        "runs": ["runs/srpo/multichart"],
+        "metrics": ["accuracy", "format"],
+        "pairs": [("srpo", "grpo"), ("sd_srpo", "sd_grpo")],
+        "out": "results/srpo/multichart",
+        "title": "SRPO / SD-SRPO vs GRPO / SD-GRPO, MultiChartQA sample, tiny LLaVA, CPU",
+        "notes": ["srpo / sd_srpo start from a warm start on structured references (their own SFT); grpo / "
+                  "sd_grpo from the plain one."],
+    },
     "table4": {  # kind "gather": Dr. GRPO vs SD-Dr. GRPO (and GRPO vs SD-GRPO) from the other tables' runs
         "kind": "gather",
         "sources": {"table1": ["cider_d"], "table2": ["accuracy", "real_accuracy"], "table3": ["cider_d"]},

@@ -17,6 +17,9 @@ def command(
     model: str | None = typer.Option(None, help="Start from this model (default: model.name_or_path)."),
     out: Path | None = typer.Option(None, help="Output directory (default: sft.output_dir)."),
     set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeatable)."),
+    structure: str = typer.Option("plain", help="plain: the task's references; srpo: SRPO's "
+                                  "<perception>/<reasoning> blocks before them (segrl.trainers.srpo)."),
+    evidence_words: int = typer.Option(6, min=1, help="With --structure srpo: words of evidence per segment."),
 ) -> None:
     """Warm-start the policy with a short supervised fine-tune so RL sees non-zero rewards."""
     from datasets import load_from_disk
@@ -29,6 +32,15 @@ def command(
     except ConfigError as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from None
+    if structure not in ("plain", "srpo"):
+        console.print(f"[red]--structure must be plain or srpo, got {structure!r}[/]")
+        raise typer.Exit(2)
+    if structure == "srpo":
+        from segrl.trainers.srpo import structured_warm_start
+
+        out_dir = str(out) if out else None
+        console.print(structured_warm_start(cfg, model=model, out=out_dir, evidence_words=evidence_words))
+        return
     ds = load_from_disk(cfg.data.path)
     train = downscale_images(ds["train"], cfg.data.max_image_side)
     result = warm_start(
