@@ -12,7 +12,7 @@ DEMO_RUNS := runs/demo
 
 .PHONY: install test test-slow demo lint clean golden-update \
 	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-drseg \
-	reproduce-sapo reproduce-srpo docci-k4-inputs multichart-inputs
+	reproduce-sapo reproduce-srpo docci-k4-inputs multichart-inputs multichart-baselines
 
 # Regenerate the golden trajectory's reference (tests/golden/reference.json). Only when a change is
 # meant to move the numbers; say why in the commit.
@@ -169,11 +169,23 @@ multichart-inputs: install
 	test -d models/tiny || $(SEGRL) make-tiny-model --data data/multichart --out models/tiny
 	test -d models/tiny-sft || $(SEGRL) warm-start --config $(CONFIG) --model models/tiny --out models/tiny-sft
 
+# GRPO and SD-GRPO on multichart (the demo's config), 3 seeds: the baselines of the SAPO and SRPO
+# comparisons, run once for both. Resumable.
+BASELINE_SEEDS ?= 0 1 2
+multichart-baselines: multichart-inputs
+	for seed in $(BASELINE_SEEDS); do for algo in grpo sd_grpo; do \
+	  run=runs/baselines/multichart/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
+	  $(SEGRL) train --config $(CONFIG) --model models/tiny-sft --algo $$algo --seed $$seed \
+	    --output-dir $$run --resume off; \
+	  $(SEGRL) eval multichart --model $$run --data data/multichart --max-image-side 112 --out $$run/eval; \
+	done; done
+
 # SAPO (CPU preset): sapo with entropy / newline / task-label segments vs grpo and sd_grpo, on docci K=4
-# (grpo and sd_grpo are Table 1's K=4 runs, same config) and on multichart, 3 seeds. Resumable.
+# (grpo and sd_grpo are Table 1's K=4 runs, same config) and on multichart (multichart-baselines), 3 seeds.
+# Resumable.
 SAPO_SEEDS ?= 0 1 2
 SAPO_SEGMENTATIONS ?= entropy newline task
-reproduce-sapo: docci-k4-inputs multichart-inputs
+reproduce-sapo: docci-k4-inputs multichart-baselines
 	for seed in $(SAPO_SEEDS); do \
 	  for algo in grpo sd_grpo; do \
 	    run=runs/table1/k4/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
@@ -188,12 +200,6 @@ reproduce-sapo: docci-k4-inputs multichart-inputs
 	      --output-dir $$run --resume off; \
 	    $(SEGRL) eval docci --model $$run --data data/docci-k4 --max-new-tokens 160 --out $$run/eval; \
 	  done; \
-	  for algo in grpo sd_grpo; do \
-	    run=runs/sapo/multichart/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) train --config $(CONFIG) --model models/tiny-sft --algo $$algo --seed $$seed \
-	      --output-dir $$run --resume off; \
-	    $(SEGRL) eval multichart --model $$run --data data/multichart --max-image-side 112 --out $$run/eval; \
-	  done; \
 	  for seg in $(SAPO_SEGMENTATIONS); do \
 	    run=runs/sapo/multichart/sapo-$$seg/seed$$seed; test -f $$run/eval/metrics.json && continue; \
 	    $(SEGRL) train --config configs/sapo_multichart_cpu.yaml --set train.segmentation=$$seg --seed $$seed \
@@ -207,19 +213,13 @@ reproduce-sapo: docci-k4-inputs multichart-inputs
 # SRPO (CPU preset): srpo and sd_srpo (from a warm start on structured references) vs grpo and sd_grpo,
 # on multichart and on docci K=4 (Table 1's grpo/sd_grpo runs), 3 seeds. Resumable.
 SRPO_SEEDS ?= 0 1 2
-reproduce-srpo: docci-k4-inputs multichart-inputs
+reproduce-srpo: docci-k4-inputs multichart-baselines
 	test -d models/tiny-srpo-sft || $(SEGRL) warm-start --config configs/srpo_cpu.yaml --structure srpo \
 	  --model models/tiny --out models/tiny-srpo-sft
 	test -d models/tiny-docci-k4-srpo-sft || $(SEGRL) warm-start --config configs/docci_cpu.yaml --structure srpo \
 	  --evidence-words 4 --set data.path=data/docci-k4 --set train.algo=srpo --set 'train.srpo_instruction=""' \
 	  --model models/tiny-docci-k4 --out models/tiny-docci-k4-srpo-sft
 	for seed in $(SRPO_SEEDS); do \
-	  for algo in grpo sd_grpo; do \
-	    run=runs/srpo/multichart/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) train --config $(CONFIG) --model models/tiny-sft --algo $$algo --seed $$seed \
-	      --output-dir $$run --resume off; \
-	    $(SEGRL) eval multichart --model $$run --data data/multichart --max-image-side 112 --out $$run/eval; \
-	  done; \
 	  for algo in srpo sd_srpo; do \
 	    run=runs/srpo/multichart/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
 	    $(SEGRL) train --config configs/srpo_cpu.yaml --model models/tiny-srpo-sft --algo $$algo --seed $$seed \

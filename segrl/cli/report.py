@@ -74,7 +74,7 @@ TABLES.update({
     },
     "sapo_multichart": {
         "kind": "methods",
-        "runs": ["runs/sapo/multichart"],
+        "runs": ["runs/baselines/multichart", "runs/sapo/multichart"],
         "metrics": ["accuracy", "format"],
         "pairs": [("sapo-entropy", "grpo"), ("sapo-entropy", "sd_grpo"), ("sapo-task", "sapo-entropy")],
         "out": "results/sapo/multichart",
@@ -92,7 +92,7 @@ TABLES.update({
     },
     "srpo_multichart": {
         "kind": "methods",
-        "runs": ["runs/srpo/multichart"],
+        "runs": ["runs/baselines/multichart", "runs/srpo/multichart"],
         "metrics": ["accuracy", "format"],
         "pairs": [("srpo", "grpo"), ("sd_srpo", "sd_grpo")],
         "out": "results/srpo/multichart",
