@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import PIL.Image
 from datasets import DatasetDict, Features, Image, List, Value
 
 ROW_FIELDS = ("id", "task", "images", "prompt", "segment_labels", "segment_references", "reference", "meta")
@@ -153,3 +154,44 @@ def downscale_images(dataset, max_side: int | None):
 def make_meta(**fields) -> str:
     """Serialise a row's ``meta`` (sorted keys, so rows are byte-stable for a seed)."""
     return json.dumps(fields, sort_keys=True, ensure_ascii=False)
+
+
+def png_value(image: PIL.Image.Image, compress_level: int = 6) -> dict:
+    """``{"bytes": PNG, "path": None}``: what a ``datasets.Image`` column stores, so rows wait for
+    ``Dataset.from_list`` as compact lossless bytes instead of decoded pixels.
+
+    Args:
+        image: any PIL image. compress_level: zlib level 0-9 (same pixels at every level).
+    """
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=compress_level)
+    return {"bytes": buf.getvalue(), "path": None}
+
+
+def load_rgb_image(path: Path, where: str) -> PIL.Image.Image:
+    """An image file as a fully loaded RGB image; alpha is composited on white (a plain RGB
+    conversion would turn transparent pixels black).
+
+    Args:
+        path: the image file. where: where the source lists it, for the error message.
+
+    Raises:
+        DataError: the file is missing or unreadable (naming ``path`` and ``where``).
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found (listed at {where})")
+    try:
+        with PIL.Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                out = PIL.Image.new("RGB", rgba.size, (255, 255, 255))
+                out.paste(rgba, mask=rgba.getchannel("A"))
+            else:
+                out = im.convert("RGB")
+            out.load()
+            return out
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: unreadable image ({e}; listed at {where})") from e

@@ -93,7 +93,6 @@ types and colours).
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +101,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from PIL import Image
 
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, save_dataset_atomic
+from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value, save_dataset_atomic
 from segrl.tasks.multichart import chart_prompt, split_groups
 from segrl.tasks.segments import format_answer
 
@@ -479,12 +478,6 @@ def make_group(tables: dict[str, Table], seed: int, index: int) -> tuple[Table, 
     return table, charts, ylim, order_pool(question_pool(table, charts, ylim, rng), rng)
 
 
-def _png(image: Image.Image) -> dict:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return {"path": None, "bytes": buf.getvalue()}
-
-
 def _row(seed: int, index: int, table: Table, charts: list[ChartSpec], ylim, pool: list[Question], K: int,
          side: int) -> dict:
     chosen = pool[:K]
@@ -498,7 +491,7 @@ def _row(seed: int, index: int, table: Table, charts: list[ChartSpec], ylim, poo
     return {
         "id": f"charts-{seed}-{index:05d}",
         "task": TASK.name,
-        "images": [_png(render_chart(table, c, ylim, side)) for c in charts],
+        "images": [png_value(render_chart(table, c, ylim, side)) for c in charts],
         "prompt": chart_prompt(len(charts), labels, [q.text for q in chosen]),
         "segment_labels": labels,
         "segment_references": [[a] for a in answers],

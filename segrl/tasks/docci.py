@@ -52,7 +52,6 @@ Splits:
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import re
@@ -63,7 +62,15 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from PIL import Image
 
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, format_instruction, make_meta, save_dataset_atomic
+from segrl.tasks.base import (
+    FEATURES,
+    DataError,
+    TaskSpec,
+    format_instruction,
+    make_meta,
+    png_value,
+    save_dataset_atomic,
+)
 from segrl.tasks.multichart import split_groups
 from segrl.tasks.panels import (
     compose_grid,
@@ -118,20 +125,12 @@ def _prompt_text(k: int, source_kind: str, entangled: bool) -> str:
     return f"{intro} {what}\n\n{format_instruction(labels, unit='panel')}"
 
 
-def _png(image: Image.Image) -> dict:
-    """``{"bytes": PNG, "path": None}``, what ``datasets.Image`` stores: rows wait for ``Dataset.from_list``
-    as compact bytes instead of decoded pixels (the same bytes ``datasets`` would write)."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return {"bytes": buf.getvalue(), "path": None}
-
-
 def _row(row_id: str, grid: Image.Image, descriptions: list[str], prompt_text: str, meta: str) -> dict:
     labels = panel_labels(len(descriptions))
     return {
         "id": row_id,
         "task": TASK.name,
-        "images": [_png(grid)],
+        "images": [png_value(grid)],
         "prompt": [
             {
                 "role": "user",

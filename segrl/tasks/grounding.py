@@ -84,7 +84,7 @@ from segrl.rewards.grounding import (
     grounding_metrics,
     targets_from_references,
 )
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, save_dataset_atomic
+from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value, save_dataset_atomic
 from segrl.tasks.multichart import split_groups
 
 SOURCE_KINDS = ("synthetic", "visionreasoner")
@@ -158,12 +158,6 @@ def answer_text(objects: Sequence[GroundingObject]) -> tuple[str, list[str]]:
     body = "\n".join(f"{lab}: {r}" for lab, r in zip(object_labels(len(refs)), refs))
     refs[-1] = f"{refs[-1]}\n</answer>"
     return f"<answer>\n{body}\n</answer>", refs
-
-
-def _png(image: Image.Image) -> dict:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return {"bytes": buf.getvalue(), "path": None}
 
 
 def _row(row_id: str, image: dict, query: str, size: tuple[int, int], think: str,
@@ -318,7 +312,7 @@ def synthetic_row(i: int, *, seed: int, side: int, max_targets: int = 3, look_to
     think = (f"{ex['anchor_name'][0].upper()}{ex['anchor_name'][1:]} is {anchor.name()} {where}. "
              f"Found {len(targets)}: {found}.")
     return _row(
-        f"synthetic-{seed}-{i:05d}", _png(render_scene(scene, side)), ex["query"], (side, side), think,
+        f"synthetic-{seed}-{i:05d}", png_value(render_scene(scene, side)), ex["query"], (side, side), think,
         [t.target() for t in targets], look_to_confirm, source_kind="synthetic", seed=seed, index=i, grid=GRID,
         scene=[asdict(o) for o in scene], anchor=ex["anchor"], relation=ex["relation"], targets=ex["targets"],
     )

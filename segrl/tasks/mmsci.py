@@ -66,7 +66,6 @@ dataset fingerprint, which hashes ``.arrow`` and ``.json`` files.)
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -78,9 +77,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
-from PIL import Image
 
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, save_dataset_atomic
+from segrl.tasks.base import (
+    FEATURES,
+    DataError,
+    TaskSpec,
+    load_rgb_image,
+    make_meta,
+    png_value,
+    save_dataset_atomic,
+)
 from segrl.tasks.segments import parse_segments
 
 logger = logging.getLogger(__name__)
@@ -295,24 +301,10 @@ def read_records(path: Path) -> list[dict]:
 
 def _png(path: Path, where: str, max_side: int | None) -> dict:
     """The figure as ``{"bytes": PNG, "path": None}``: RGB, alpha composited on white, at most ``max_side``."""
-    if not path.is_file():
-        raise DataError(f"{path}: image file not found (listed at {where})")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                rgb = Image.new("RGB", rgba.size, (255, 255, 255))
-                rgb.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                rgb = im.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: unreadable image ({e}; listed at {where})") from e
+    rgb = load_rgb_image(path, where)
     if max_side is not None and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side))
-    buf = io.BytesIO()
-    rgb.save(buf, format="PNG")
-    return {"bytes": buf.getvalue(), "path": None}
+    return png_value(rgb)
 
 
 @dataclass

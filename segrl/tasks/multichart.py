@@ -90,7 +90,6 @@ with all its segments), so the version is unchanged.
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import re
@@ -98,9 +97,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 from datasets import Dataset, DatasetDict
-from PIL import Image
 
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, format_instruction, make_meta, save_dataset_atomic
+from segrl.tasks.base import (
+    FEATURES,
+    DataError,
+    TaskSpec,
+    format_instruction,
+    load_rgb_image,
+    make_meta,
+    png_value,
+    save_dataset_atomic,
+)
 from segrl.tasks.segments import format_answer
 
 GROUP_FILE = "chart-path_and_question-answer_pair.json"
@@ -323,35 +330,6 @@ def _image_names(q: dict, path: Path, qid: str) -> list[str]:
     return names
 
 
-def _load_image(path: Path, json_path: Path) -> Image.Image:
-    """RGB copy of a chart, fully loaded; alpha is composited on white (a plain RGB convert
-    would turn transparent pixels black)."""
-    if not path.is_file():
-        raise DataError(f"{path}: image file not found (listed in {json_path})")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                out = Image.new("RGB", rgba.size, (255, 255, 255))
-                out.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                out = im.convert("RGB")
-            out.load()
-            return out
-    except DataError:
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: unreadable image ({e})") from e
-
-
-def _png(image: Image.Image) -> dict:
-    """``datasets`` Image value of ``image`` as lossless PNG bytes (fast zlib level: same pixels)."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)
-    return {"path": None, "bytes": buf.getvalue()}
-
-
 def _read_questions(json_path: Path) -> list:
     if not json_path.is_file():
         raise DataError(f"{json_path}: question file not found")
@@ -403,7 +381,7 @@ def _read_group(group_dir: Path, keep_notes: bool) -> _Group:
             raise DataError(f"{_where(json_path, parsed.qid, 'id')}: duplicate question id")
         seen.add(parsed.qid)
         questions.append(parsed)
-    images = [_load_image(group_dir / name, json_path) for name in image_names]
+    images = [load_rgb_image(group_dir / name, str(json_path)) for name in image_names]
     return _Group(group_dir, image_names, images, questions)
 
 
@@ -606,7 +584,7 @@ def build(
             counts["groups_skipped"] += not chunks
             counts["segments_left_out"] += n - K * len(chunks)
             if len(chunks) > 1:  # encode the group's charts once, not once per row (PNG encoding dominates)
-                g.images = [_png(im) for im in g.images]
+                g.images = [png_value(im, compress_level=1) for im in g.images]
             for j, picked in enumerate(chunks, 1):
                 rows.append(_make_row(g, src, keep_notes, picked, f"{name}-k{K}-{j}", K))
         if not rows:
