@@ -84,3 +84,43 @@ def step(
     console.print(f"sd_grpo / grpo = {res['ratio_sd_grpo_over_grpo']:.3f}; sd_grpo / trl = "
                   f"{res['ratio_sd_grpo_over_trl']:.3f}")
     console.print(f"wrote {out_dir / 'step.json'} and {out_dir / 'step.md'}")
+
+
+@app.command("scale")
+def scale(
+    size: str = typer.Option("3b", help="Qwen2.5-VL shape, random weights: 3b, 7b or tiny (tiny also runs on CPU)."),
+    variant: list[str] = typer.Option(["trl", "grpo", "sd_grpo", "srpo"], "--variant", "-v",
+                                      help="Variant to time (repeat the option): trl, grpo, sd_grpo, srpo."),
+    rounds: int = typer.Option(2, min=1, help="Interleaved rounds."),
+    steps_per_round: int = typer.Option(3, min=2, help="Steps per variant and round; the first is not timed."),
+    num_generations: int = typer.Option(8, min=2, help="G (the papers' 8)."),
+    batch_size: int = typer.Option(16, min=2, help="Completions per step (a multiple of G)."),
+    max_completion_length: int = typer.Option(256, min=1, help="New tokens per completion."),
+    gradient_checkpointing: bool = typer.Option(True, help="As the paper-scale presets."),
+    peak_tflops: float = typer.Option(0.0, help="The GPU's dense bf16 peak in TFLOP/s (0: from its name)."),
+    seed: int = typer.Option(0, help="Seed (data, model init, sampling)."),
+    out_dir: Path = typer.Option(Path("results/bench"), help="Directory for scale.json and scale.md."),
+) -> None:
+    """Step time, tokens/s per GPU and MFU on a randomly initialised Qwen2.5-VL-3B/7B (needs a GPU)."""
+    from segrl.bench.scale import main
+
+    parts = ["segrl", "bench", "scale", "--size", size, *[x for v in variant for x in ("--variant", v)],
+             "--rounds", rounds, "--steps-per-round", steps_per_round, "--num-generations", num_generations,
+             "--batch-size", batch_size, "--max-completion-length", max_completion_length,
+             "--gradient-checkpointing" if gradient_checkpointing else "--no-gradient-checkpointing", "--seed", seed]
+    line = " ".join(shlex.quote(str(a)) for a in parts)
+    try:
+        res = main(size=size, variants=tuple(variant), rounds=rounds, steps_per_round=steps_per_round,
+                   num_generations=num_generations, batch_size=batch_size,
+                   max_completion_length=max_completion_length, gradient_checkpointing=gradient_checkpointing,
+                   peak_tflops=peak_tflops or None, seed=seed, out_dir=str(out_dir), command=line)
+    except (RuntimeError, ImportError, ValueError) as e:
+        console.print(f"[red]bench scale failed:[/] {e}")
+        raise typer.Exit(1) from None
+    for name, r in res["variants"].items():
+        m = "-" if r["mfu"] is None else f"{100 * r['mfu']:.2f} %"
+        console.print(f"{name:>8}: {r['seconds_per_step_median']:.3f} s/step, {r['tokens_per_s_per_gpu']:.0f} "
+                      f"tokens/s/GPU, MFU {m}")
+    for k, v in res["ratios"].items():
+        console.print(f"{k.replace('_over_', ' / ')} = {v:.3f}")
+    console.print(f"wrote {out_dir / 'scale.json'} and {out_dir / 'scale.md'}")
