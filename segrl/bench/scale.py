@@ -109,13 +109,17 @@ class _StepTimer:
         raise AttributeError(name)
 
 
-def _lm_matrix_params(model) -> int:
-    """Language-model parameters that take part in matrix products (embedding lookup out, lm_head in)."""
+def lm_matrix_params(model) -> int:
+    """Language-model parameters that take part in matrix products (embedding lookup out, lm_head in).
+
+    ``model.parameters()`` counts a tied embedding/lm_head matrix once: it is then the output
+    projection's; untied, the input embedding is left out.
+    """
     vision = sum(p.numel() for p in model.model.visual.parameters())
     total = sum(p.numel() for p in model.parameters())
     emb = model.get_input_embeddings().weight
-    head = model.get_output_embeddings().weight
-    return total - vision - emb.numel() + head.numel()
+    tied = model.get_output_embeddings().weight is emb
+    return total - vision - (0 if tied else emb.numel())
 
 
 def main(size: str = "3b", variants: tuple[str, ...] = VARIANTS, rounds: int = 2, steps_per_round: int = 3,
@@ -178,7 +182,7 @@ def main(size: str = "3b", variants: tuple[str, ...] = VARIANTS, rounds: int = 2
         dtype = torch.bfloat16 if cuda else torch.float32
         model = build_qwen25vl_model(config, dtype=dtype, device="cuda" if cuda else None, seed=seed)
         params = num_parameters(model)
-        n_lm, n_vision = _lm_matrix_params(model), params["vision"]
+        n_lm, n_vision = lm_matrix_params(model), params["vision"]
         grid = processor.image_processor(images=[train[0]["images"][0]], return_tensors="pt")["image_grid_thw"]
         patches_per_example = int(grid.prod(-1).sum())
         metric = make_segment_reward("cider_d", reference_corpus=reference_corpus(train))
