@@ -12,6 +12,7 @@ Sections: ``task``, ``data``, ``model``, ``sft``, ``train`` (SegmentGRPOConfig f
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -99,10 +100,27 @@ class ExperimentConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"train: unknown key(s) {unknown} (not {cls.__name__} / GRPOConfig fields)")
+        values = _typed_train_values(cls, values)
         try:
             return cls(**values)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"train: {e}") from e
+
+
+def _typed_train_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` checked against ``cls``'s field annotations (bool, int, float, str and unions of them).
+
+    TRL's dataclasses do not check types themselves (``bf16: "off"`` would be truthy), so every
+    value whose annotation :func:`_coerce` understands is checked here; others pass unchanged.
+
+    Raises:
+        ConfigError: naming ``train.<key>``, the expected type and the value.
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: nothing to check against
+        return values
+    return {k: _coerce(v, hints[k], f"train.{k}") if k in hints else v for k, v in values.items()}
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -163,8 +181,30 @@ def _build(cls, values: dict, where: str):
     return cls(**kwargs)
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with YAML 1.2's booleans: only ``true``/``false`` (any case) are bools.
+
+    YAML 1.1 (PyYAML's default) also reads ``no``/``yes``/``on``/``off`` as booleans, so
+    ``--set train.save_strategy=no`` would reach TRL as ``False`` and fail far from the cause;
+    here it stays the string ``"no"``.
+    """
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|false)$", re.IGNORECASE), list("tTfF"))
+
+
+def _load_yaml(text: str) -> Any:
+    """Parse YAML with :class:`_YamlLoader` (YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _parse_scalar(text: str) -> Any:
-    return yaml.safe_load(text)
+    return _load_yaml(text)
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -203,7 +243,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise FileNotFoundError(f"config file not found: {p}")
         where = str(p)
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            raw = _load_yaml(p.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML: {e}") from e
         if not isinstance(raw, dict):

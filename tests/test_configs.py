@@ -39,3 +39,15 @@ def test_unknown_and_mistyped_keys_name_file_and_key(tmp_path):
     bad.write_text("data:\n  sauce: x\n")
     with pytest.raises(ConfigError, match=r"data: unknown key\(s\) \['sauce'\]"):
         load_config(bad)
+
+
+def test_overrides_read_yaml_1_2_booleans(tmp_path):
+    """`no`/`yes`/`on`/`off` stay strings (YAML 1.1 would make `save_strategy=no` the bool False);
+    only true/false are booleans, in a file and in --set alike."""
+    cfg = load_config(CONFIGS[0], ["train.save_strategy=no", "train.bf16=false", "train.use_vllm=FALSE"])
+    assert cfg.train["save_strategy"] == "no" and cfg.train["bf16"] is False and cfg.train["use_vllm"] is False
+    assert cfg.grpo_config().save_strategy == "no"
+    f = tmp_path / "c.yaml"
+    f.write_text("task: multichart\ntrain:\n  save_strategy: no\n  bf16: off\n")
+    with pytest.raises(ConfigError, match="bf16"):  # `off` is a string now, and bf16 wants a bool
+        load_config(f).grpo_config()
