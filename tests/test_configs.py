@@ -22,7 +22,8 @@ def test_config_loads(path):
 
 
 def test_paper_scale_presets_quote_the_paper_settings():
-    for name in ("multichart_qwen2.5vl_3b.yaml", "docci_qwen2.5vl_3b.yaml", "docci_qwen2.5vl_7b.yaml"):
+    for name in ("multichart_qwen2.5vl_3b.yaml", "multichart_qwen2.5vl_7b.yaml", "docci_qwen2.5vl_3b.yaml",
+                 "docci_qwen2.5vl_7b.yaml", "mmsci_qwen2.5vl_3b.yaml", "mmsci_qwen2.5vl_7b.yaml"):
         cfg = load_config(CONFIGS[0].parent / name, ["train.bf16=false", "train.use_vllm=false"])
         assert cfg.train["num_generations"] == 8 and cfg.train["learning_rate"] == 1e-6
         assert cfg.model.dtype == "bfloat16" and cfg.train["gradient_checkpointing"] is True
