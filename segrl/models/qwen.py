@@ -35,22 +35,24 @@ VISION_START, VISION_END, VIDEO = "<|vision_start|>", "<|vision_end|>", "<|video
 QWEN_CHAT_TEMPLATE = CHAT_TEMPLATE.replace(f"'{IMAGE}'", f"'{VISION_START}{IMAGE}{VISION_END}'")
 """The tiny chat format, with each image wrapped in Qwen's vision start/end markers."""
 
+_VISION_675M = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16,
+                   fullatt_block_indexes=[7, 15, 23, 31], window_size=112, tokens_per_second=2)
+"""The vision transformer shared by Qwen2.5-VL-3B and -7B (their config.json); only its output width differs."""
+
 QWEN25VL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
     # Qwen/Qwen2.5-VL-3B-Instruct config.json
     "3b": {
         "text": dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
                      num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True, rms_norm_eps=1e-6,
                      rope_theta=1_000_000.0, mrope_section=[16, 24, 24], max_position_embeddings=128000),
-        "vision": dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
-                       fullatt_block_indexes=[7, 15, 23, 31], window_size=112, tokens_per_second=2),
+        "vision": {**_VISION_675M, "out_hidden_size": 2048},
     },
     # Qwen/Qwen2.5-VL-7B-Instruct config.json
     "7b": {
         "text": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                      num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False, rms_norm_eps=1e-6,
                      rope_theta=1_000_000.0, mrope_section=[16, 24, 24], max_position_embeddings=128000),
-        "vision": dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                       fullatt_block_indexes=[7, 15, 23, 31], window_size=112, tokens_per_second=2),
+        "vision": {**_VISION_675M, "out_hidden_size": 3584},
     },
     # Offline tiny: head_dim 16, so mrope_section sums to 8 (VERIFIED.md); vocab = the tokenizer's.
     "tiny": {
