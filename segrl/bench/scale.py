@@ -7,7 +7,8 @@ are downloaded), on the multi-panel captioning task (synthetic panels, K = 4, CI
 panel). It needs a GPU and torchvision (Qwen2.5-VL's processor).
 
 Reported per variant: median seconds per training step (the first step of every trainer is a
-warm-up and not timed), tokens per second per GPU (prompt + completion tokens of the step's
+warm-up and not timed), segrl's own segment work per step (the trainer's ``timing/segment_*``
+metrics: parsing, the batched reward, the estimator, the token mapping), tokens per second per GPU (prompt + completion tokens of the step's
 batch, image tokens included, over the step time) and MFU.
 
 MFU (model FLOPs utilisation, PaLM, Chowdhery et al. 2022, App. B) counts only the FLOPs the
@@ -87,6 +88,7 @@ class _StepTimer:
     def __init__(self):
         self.seconds: list[float] = []
         self.tokens: list[float] = []
+        self.segment_work: list[float] = []  # segrl's own per-step seconds (timing/segment_*), filled after training
         self._t0 = 0.0
         self._n0 = 0.0
 
@@ -209,6 +211,8 @@ def main(size: str = "3b", variants: tuple[str, ...] = VARIANTS, rounds: int = 2
                                    max_completion_length=max_completion_length, bf16=cuda,
                                    gradient_checkpointing=gradient_checkpointing, callbacks=[timer])
                 trainer.train()
+                timer.segment_work = [h.get("timing/segment_scoring_s", 0.0) + h["timing/segment_advantages_s"]
+                                      for h in trainer.state.log_history if "timing/segment_advantages_s" in h]
                 timers[variant].append(timer)
                 del trainer
                 gc.collect()
@@ -253,9 +257,12 @@ def _summarise(timers, setup, n_lm, n_vision, patches_per_step, peak, device_nam
             continue
         s, n = statistics.median(secs), statistics.median(toks)
         flops = step_flops(n_lm, n_vision, n, patches_per_step)
+        work = [w for t in ts for w in t.segment_work[1:]]
         per_variant[v] = {"seconds_per_step_median": s, "tokens_per_step_median": n,
                           "tokens_per_s_per_gpu": n / s, "model_tflops_per_step": flops / 1e12,
-                          "mfu": mfu(flops, s, peak), "seconds_per_step_all": secs}
+                          "mfu": mfu(flops, s, peak), "seconds_per_step_all": secs,
+                          "segment_work_s_median": statistics.median(work) if work else None,
+                          "segment_work_s_all": work}
     ratios = {f"{a}_over_{b}": per_variant[a]["seconds_per_step_median"] / per_variant[b]["seconds_per_step_median"]
               for a, b in (("sd_grpo", "grpo"), ("sd_grpo", "trl"), ("srpo", "grpo"))
               if a in per_variant and b in per_variant}
@@ -271,7 +278,11 @@ def _summarise(timers, setup, n_lm, n_vision, patches_per_step, peak, device_nam
 def _write(res: dict, out: Path) -> None:
     (out / "scale.json").write_text(json.dumps(res, indent=2) + "\n")
     git = res["git"]
-    rows = [f"| {v} | {r['seconds_per_step_median']:.3f} | {r['tokens_per_step_median']:.0f} | "
+    def work(r):
+        w = r.get("segment_work_s_median")
+        return "-" if w is None else f"{w:.4f} ({100 * w / r['seconds_per_step_median']:.2f} %)"
+
+    rows = [f"| {v} | {r['seconds_per_step_median']:.3f} | {work(r)} | {r['tokens_per_step_median']:.0f} | "
             f"{r['tokens_per_s_per_gpu']:.0f} | {r['model_tflops_per_step']:.1f} | "
             + ("-" if r["mfu"] is None else f"{100 * r['mfu']:.2f} %") + " |"
             for v, r in res["variants"].items()]
@@ -285,8 +296,12 @@ def _write(res: dict, out: Path) -> None:
         f"{res['setup']['dtype']}, gradient checkpointing {res['setup']['gradient_checkpointing']}, beta 0, "
         f"generation with {res['setup']['generation']}; {res['rounds']} interleaved rounds of "
         f"{res['steps_per_round']} steps per variant, the first step of each trainer not timed.", "",
-        "| variant | median s/step | tokens/step | tokens/s/GPU | model TFLOP/step | MFU |",
-        "|---|---:|---:|---:|---:|---:|", *rows, "",
+        "| variant | median s/step | segrl segment work, s/step (share) | tokens/step | tokens/s/GPU | "
+        "model TFLOP/step | MFU |",
+        "|---|---:|---:|---:|---:|---:|---:|", *rows, "",
+        "Segment work = segrl's own per-step time, `timing/segment_scoring_s` (parse + batched reward) + "
+        "`timing/segment_advantages_s` (gather, estimator, token mapping, diagnostics), measured inside the "
+        "trainer, so generation noise does not blur it (the `trl` row, TRL's own trainer, does not log it).", "",
         *[f"- {k.replace('_over_', ' / ')} = **{v:.3f}**" for k, v in res["ratios"].items()], "",
         "MFU counts 2N FLOPs per token to generate and 6N to train (N: language-model matrix parameters; "
         "the vision tower's on its patches); see `segrl/bench/scale.py`.", "",

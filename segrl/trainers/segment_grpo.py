@@ -12,6 +12,9 @@ clipped loss; this subclass changes only what the algorithm changes:
   registered estimator (``args.algo``), slices back this process's rows and maps
   ``(B, K)`` → ``(B, T)`` through the tokenizer's character offsets
   (:mod:`segrl.trainers.token_mapping`). TRL's loss accepts ``(B, T)`` advantages.
+* Its own cost is logged every step: ``timing/segment_scoring_s`` (parse + batched metric call,
+  the rewards every algorithm needs) and ``timing/segment_advantages_s`` (gather, estimator,
+  token mapping, diagnostics: what SD-GRPO adds), in seconds.
 
 Departures from the paper, reconstructed here: tokens outside every segment (preamble,
 separators, EOS) carry the rollout-level advantage of the holistic reward; the label tokens
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -152,13 +156,15 @@ class SegmentGRPOTrainer(GRPOTrainer):
         texts = [completion_text(c) for c in completions]
         labels = [x["segment_labels"] for x in inputs]
         refs = [x["segment_references"] for x in inputs]
+        t0 = time.perf_counter()
         try:
             scores = score_segments(texts, labels, refs, self.segment_metric)
             fmt = torch.tensor(format_reward(texts, labels), dtype=torch.float32)
         except RewardError as e:
             path = self._dump_failure(inputs, texts, e)
             raise RewardError(f"{e} — failing batch written to {path}") from e
-        self._pending = {"scores": scores, "format": fmt, "texts": texts, "ids": completion_ids_list}
+        self._pending = {"scores": scores, "format": fmt, "texts": texts, "ids": completion_ids_list,
+                         "scoring_s": time.perf_counter() - t0}
         local = torch.stack([scores.mean_reward(), fmt], dim=1).to(self.accelerator.device)
         return self.accelerator.gather(local)
 
@@ -194,6 +200,7 @@ class SegmentGRPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         G = self.num_generations if mode == "train" else self.num_generations_eval
 
+        t0 = time.perf_counter()
         seg_rewards, seg_mask = self._gather_segments(scores)
         holistic = self._holistic_rewards(pending)
 
@@ -223,6 +230,9 @@ class SegmentGRPOTrainer(GRPOTrainer):
                                   out["completion_mask"])
         if args.dump_advantages and mode == "train":
             self._dump_advantages(holistic, seg_rewards, seg_mask, adv, token_adv)
+        if "scoring_s" in pending:  # a subclass that scores its own way may not time it
+            self._metrics[mode]["timing/segment_scoring_s"].append(pending["scoring_s"])
+        self._metrics[mode]["timing/segment_advantages_s"].append(time.perf_counter() - t0)
         return out
 
     def _holistic_rewards(self, pending: dict) -> torch.Tensor:
