@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from segrl.provenance import git_state, library_versions
 
@@ -82,7 +83,7 @@ def mfu(flops_per_step: float, seconds_per_step: float, peak_tflops: float | Non
     return flops_per_step / (seconds_per_step * peak_tflops * 1e12)
 
 
-class _StepTimer:
+class _StepTimer(TrainerCallback):
     """A ``TrainerCallback`` recording each optimizer step's wall time and tokens (prompt + completion)."""
 
     def __init__(self):
@@ -104,11 +105,6 @@ class _StepTimer:
         self._sync()
         self.seconds.append(time.perf_counter() - self._t0)
         self.tokens.append(float(state.num_input_tokens_seen or 0) - self._n0)
-
-    def __getattr__(self, name):  # every other callback event: nothing to do
-        if name.startswith("on_"):
-            return lambda *a, **k: None
-        raise AttributeError(name)
 
 
 def lm_matrix_params(model) -> int:
