@@ -46,10 +46,58 @@ class TinyModelConfig:
 
 
 @dataclass
+class LoraSection:
+    """``model.lora``: train a LoRA adapter (PEFT) instead of every weight, through TRL's ``peft_config``.
+
+    LoRA (Hu et al. 2021, eq. 3; the alpha / r scaling of its §4.1): a frozen weight ``W0`` of a targeted linear layer is used as
+    ``W0 + (alpha / r) · B A`` with ``A`` of shape ``(r, d_in)`` and ``B`` of shape ``(d_out, r)``,
+    ``B`` initialised to zero (so the adapted model starts exactly as its base).
+
+    Fields:
+        r (`int`, defaults to `16`): rank of ``A`` and ``B``; > 0.
+        alpha (`float`, defaults to `32.0`): scaling numerator (the update is scaled by ``alpha / r``); > 0.
+        dropout (`float`, defaults to `0.05`): dropout on the adapter's input, in [0, 1).
+        target_modules (`list[str]` or `str`, defaults to `"all-linear"`): PEFT's ``target_modules``:
+            module-name suffixes (``[q_proj, v_proj]``), one regular expression matched against
+            full module names, or ``"all-linear"`` (every linear layer but the output head).
+
+    Raises:
+        ConfigError: a value out of range or of the wrong type, naming ``model.lora.<field>``.
+    """
+
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    target_modules: list[str] | str = "all-linear"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
+            raise ConfigError(f"model.lora.r: expected a positive integer, got {self.r!r}")
+        if not self.alpha > 0:
+            raise ConfigError(f"model.lora.alpha: expected a number > 0, got {self.alpha!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.lora.dropout: expected a number in [0, 1), got {self.dropout!r}")
+        tm = self.target_modules
+        ok = (isinstance(tm, str) and tm.strip()) or (
+            isinstance(tm, list) and tm and all(isinstance(m, str) and m.strip() for m in tm))
+        if not ok:
+            raise ConfigError("model.lora.target_modules: expected a non-empty list of module names, a regular "
+                              f"expression or 'all-linear', got {tm!r}")
+
+    def peft_config(self):
+        """The ``peft.LoraConfig`` of this section (``bias="none"``, no task type: the VLM is wrapped as is)."""
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=self.target_modules, bias="none")
+
+
+@dataclass
 class ModelConfig:
     name_or_path: str = "models/tiny"  # a local path or a hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct)
     dtype: str | None = None  # "bfloat16" on GPUs; None = the checkpoint's
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)  # used by `segrl make-tiny-model`
+    lora: LoraSection | None = None  # train a LoRA adapter (PEFT) on the frozen policy; None = full fine-tuning
 
 
 @dataclass

@@ -44,16 +44,39 @@ def resolve_local(name_or_path: str) -> str:
         raise FileNotFoundError(
             f"model path not found: {name_or_path} (build one with `segrl make-tiny-model`, or pass a hub id)"
         )
-    if not (p / "config.json").is_file():
-        raise FileNotFoundError(f"not a saved model (no config.json): {name_or_path}")
-    return str(p)
+    if not (p / "config.json").is_file() and not (p / ADAPTER_CONFIG).is_file():
+        raise FileNotFoundError(f"not a saved model (no config.json or {ADAPTER_CONFIG}): {name_or_path}")
+    return str(p.resolve())
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+"""A directory holding this file (and no ``config.json``) is a saved PEFT adapter: :func:`load_policy`
+loads its base model (``base_model_name_or_path``) and puts the adapter on it."""
+
+
+def _adapter_base(adapter_dir: Path) -> str:
+    """The base model of a saved adapter: its ``base_model_name_or_path``, resolved if local.
+
+    Raises:
+        FileNotFoundError: the adapter names no base, or a local base that does not exist.
+    """
+    meta = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
+    base = meta.get("base_model_name_or_path")
+    if not base:
+        raise FileNotFoundError(f"{adapter_dir / ADAPTER_CONFIG} names no base_model_name_or_path")
+    try:
+        return resolve_local(base)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"the base model of adapter {adapter_dir} is missing: {e}") from None
 
 
 def load_policy(name_or_path: str, *, dtype: str | None = None) -> tuple[Any, Any]:
     """Load an image-text-to-text model and its processor, ready for batched generation.
 
     Works the same for a local directory (e.g. the tiny LLaVA of :mod:`segrl.models.tiny`)
-    and a hub id (e.g. ``Qwen/Qwen2.5-VL-3B-Instruct``); nothing is special-cased.
+    and a hub id (e.g. ``Qwen/Qwen2.5-VL-3B-Instruct``); nothing is special-cased. A local
+    directory that holds a PEFT adapter (``adapter_config.json``, the output of a ``model.lora``
+    run) loads as that adapter on its base model (``base_model_name_or_path``), unmerged.
 
     Args:
         name_or_path: local directory or hub id.
@@ -61,13 +84,15 @@ def load_policy(name_or_path: str, *, dtype: str | None = None) -> tuple[Any, An
             checkpoint's dtype).
 
     Returns:
-        ``(model, processor)``: the ``AutoModelForImageTextToText`` model (train mode off,
+        ``(model, processor)``: the ``AutoModelForImageTextToText`` model (a ``peft.PeftModel``
+        around it for an adapter directory; train mode off,
         as ``from_pretrained`` leaves it) and the ``AutoProcessor``. The processor's tokenizer
         has a pad token (its EOS if it had none) and ``padding_side="left"``; the model's
         ``generation_config.pad_token_id`` is set when missing.
 
     Raises:
-        FileNotFoundError: ``name_or_path`` looks like a local path that does not exist.
+        FileNotFoundError: ``name_or_path`` looks like a local path that does not exist, or an
+            adapter's base model is missing.
         ValueError: unknown ``dtype``.
     """
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -76,8 +101,15 @@ def load_policy(name_or_path: str, *, dtype: str | None = None) -> tuple[Any, An
     if key not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPES)} or None")
     source = resolve_local(name_or_path)
-    model = AutoModelForImageTextToText.from_pretrained(source, dtype=DTYPES[key])
-    processor = AutoProcessor.from_pretrained(source)
+    adapter = Path(source) if _looks_local(name_or_path) and not (Path(source) / "config.json").is_file() else None
+    base = _adapter_base(adapter) if adapter is not None else source
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=DTYPES[key])
+    if adapter is not None:  # a LoRA run's output: the adapter on its frozen base, unmerged (exactly as trained)
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    processor_dir = adapter if adapter is not None and (adapter / "processor_config.json").is_file() else base
+    processor = AutoProcessor.from_pretrained(processor_dir)
     tok = getattr(processor, "tokenizer", processor)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -21,7 +21,8 @@ from transformers import TrainerCallback
 
 MARKER = "latest"
 REQUIRED = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
-WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
+"""Any one of these is the checkpoint's weights (``adapter_model.safetensors``: a LoRA run saves only its adapter)."""
 
 
 class ResumeError(RuntimeError):

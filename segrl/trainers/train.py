@@ -59,6 +59,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
     trainer = trainer_class(args.algo)(
         model=policy, segment_metric=metric, args=args, train_dataset=train, processing_class=processor,
         callbacks=[LatestCheckpointMarker()],
+        peft_config=cfg.model.lora.peft_config() if cfg.model.lora is not None else None,  # TRL wraps the policy
     )
     trainer.train(resume_from_checkpoint=checkpoint)
     wall = time.time() - t0
