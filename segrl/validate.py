@@ -219,8 +219,8 @@ def check_dataset(cfg, task, stack: ExitStack):
 
 def check_schema(ds, cfg, task) -> list[str]:
     """Problems with the row schema (empty when none), each naming the split and row id."""
+    from segrl.segments import parse_segments
     from segrl.tasks.base import FEATURES, ROW_FIELDS
-    from segrl.tasks.segments import parse_segments
 
     problems: list[str] = []
     for split_name, split in ds.items():
@@ -275,7 +275,7 @@ def check_schema(ds, cfg, task) -> list[str]:
 
 def check_references_parse(ds) -> list[str]:
     """Rows whose ``reference`` does not parse back to their own segment references."""
-    from segrl.tasks.segments import parse_segments
+    from segrl.segments import parse_segments
 
     problems: list[str] = []
     for split_name, split in ds.items():

@@ -46,7 +46,7 @@ from segrl.rewards import CiderD, format_reward, make_segment_reward, tokenize
 from segrl.rewards.accuracy import normalize_answer
 from segrl.rewards.format import UNCLEAN_FACTOR
 from segrl.rewards.scorer import score_segments
-from segrl.tasks.segments import format_answer, parse_segments
+from segrl.segments import format_answer, parse_segments
 
 GENERATED: Counter[str] = Counter()
 """Completions drawn per test in this run (``test_fuzz_volume`` sums them)."""
@@ -398,7 +398,7 @@ def run_everything(completion: str, refs: list[str]) -> None:
 @pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
 def test_pathological_inputs_run_in_linear_time(name):
     """Regression: catastrophic regex backtracking, fixed in ``_PREFIX`` and the colon pattern of
-    ``segrl/tasks/segments.py`` and ``_CHOICE_KEYWORD`` of ``segrl/rewards/accuracy.py``."""
+    ``segrl/segments.py`` and ``_CHOICE_KEYWORD`` of ``segrl/rewards/accuracy.py``."""
     count("pathological", 1)
     t0 = time.perf_counter()
     for refs in (["A"], ["17.5"], ["a red bar"]):  # multiple-choice, number and string rules

@@ -9,7 +9,7 @@ partially formatted answer earns partial credit):
 where *clean* means the present labels appear in the expected order, none is repeated and
 no unexpected label of the same family (``Answer 7:`` when 4 are expected) appears — the
 ``ordered`` / ``duplicates`` / ``unexpected`` fields of
-:func:`segrl.tasks.segments.parse_segments`. A label written with an empty text counts as
+:func:`segrl.segments.parse_segments`. A label written with an empty text counts as
 present (the parser's rule 5).
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from segrl.tasks.segments import parse_segments
+from segrl.segments import parse_segments
 
 UNCLEAN_FACTOR = 0.5  # multiplier when labels are out of order, repeated or unexpected
 

@@ -54,9 +54,18 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from segrl.grounding_objects import (
+    GroundingObject,
+    as_object,
+    first_json_value,
+    is_number_list,
+    targets_from_references,
+)
 
 MAX_OBJECTS = 120
 """Predictions and targets beyond this many are ignored by the matching (reference: ``MAX_OBJECTS``)."""
@@ -88,26 +97,6 @@ _OBJECT_MARKER = re.compile(
 
 
 @dataclass(frozen=True)
-class GroundingObject:
-    """One object of an answer or a target.
-
-    Attributes:
-        bbox: ``(x1, y1, x2, y2)`` in pixels of the image (finite floats).
-        point: ``(x, y)`` in pixels (finite floats).
-    """
-
-    bbox: tuple[float, float, float, float]
-    point: tuple[float, float]
-
-    def to_json(self) -> str:
-        """``{"bbox_2d": [...], "point_2d": [...]}`` with integral coordinates written as integers."""
-        def num(v: float):
-            return int(v) if float(v).is_integer() else float(v)
-
-        return json.dumps({"bbox_2d": [num(v) for v in self.bbox], "point_2d": [num(v) for v in self.point]})
-
-
-@dataclass(frozen=True)
 class ParsedAnswer:
     """What :func:`parse_answer` read from a completion.
 
@@ -122,48 +111,6 @@ class ParsedAnswer:
     found: bool
     items: list
     objects: list[GroundingObject]
-
-
-def _is_number(v) -> bool:
-    """A finite real JSON number (``True`` is not a number; an int too large for a float is not finite)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(v))
-    except OverflowError:
-        return False
-
-
-def _numbers(v, n: int) -> bool:
-    """``v`` is a list of ``n`` finite real numbers."""
-    return isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v)
-
-
-def as_object(item) -> GroundingObject | None:
-    """``item`` as a :class:`GroundingObject`: a dict whose ``bbox_2d`` holds 4 and ``point_2d`` 2 finite
-    numbers (other keys ignored); None otherwise."""
-    if not isinstance(item, dict):
-        return None
-    bbox, point = item.get("bbox_2d"), item.get("point_2d")
-    if not (_numbers(bbox, 4) and _numbers(point, 2)):
-        return None
-    return GroundingObject(tuple(float(v) for v in bbox), tuple(float(v) for v in point))
-
-
-def first_json_value(text: str):
-    """The JSON value at the start of ``text`` (after blanks; anything after it is ignored), or None.
-
-    Python's ``json`` accepts ``NaN`` / ``Infinity`` and maps ``1e309`` to ``inf``; such numbers are
-    rejected later by :func:`as_object`. Never raises on a string.
-    """
-    if not isinstance(text, str):
-        return None
-    start = _WS.match(text).end()
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text, start)
-    except (json.JSONDecodeError, RecursionError, ValueError):
-        return None
-    return value
 
 
 def section(text: str, tag: str) -> str | None:
@@ -208,22 +155,6 @@ def parse_answer(completion: str) -> ParsedAnswer:
     return ParsedAnswer(True, items, objects if valid else [])
 
 
-def targets_from_references(segment_references: Sequence[Sequence[str]]) -> list[GroundingObject]:
-    """The target objects of a row: the first JSON value of each segment's first reference.
-
-    Raises:
-        ValueError: a reference is not an object with a 4-number ``bbox_2d`` and a 2-number
-            ``point_2d`` (a data bug; the message names the segment).
-    """
-    out = []
-    for k, refs in enumerate(segment_references):
-        obj = as_object(first_json_value(refs[0] if refs else ""))
-        if obj is None:
-            raise ValueError(f"segment {k + 1}: reference {list(refs)[:1]!r} is not a grounding object")
-        out.append(obj)
-    return out
-
-
 # ------------------------------------------------------------------------- format, non-repeat
 
 
@@ -259,7 +190,7 @@ def object_format(completion: str) -> float:
     total = 0.0
     for item in items:
         if isinstance(item, dict):
-            total += float(_numbers(item.get("bbox_2d"), 4)) + float(_numbers(item.get("point_2d"), 2))
+            total += float(is_number_list(item.get("bbox_2d"), 4)) + float(is_number_list(item.get("point_2d"), 2))
     return total / len(items)
 
 
@@ -635,3 +566,56 @@ def grounding_metrics(completion: str, targets: Sequence[GroundingObject], image
         "vr_accuracy": vision_reasoner_accuracy(preds, targets),
         "thinking_format": thinking_format(completion),
     }
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+EXAMPLE_METRICS = ("giou", "count_accuracy", "matched_iou", "point_score", "vr_accuracy", "thinking_format")
+
+
+def add_grounding_metrics(eval_dir: str | Path, data: str | Path) -> dict[str, float]:
+    """Add example-level metrics to a ``segrl eval grounding`` run (``metrics.json`` updated in place).
+
+    For every prediction of ``<eval_dir>/predictions.jsonl``:
+    :func:`grounding_metrics` against the row's targets (its
+    ``segment_references``) at its ``meta.image_size``; the means over examples are written into
+    ``metrics.json``'s ``metrics`` as ``giou`` (mean per-image IoU of the box unions),
+    ``count_accuracy``, ``matched_iou``, ``point_score``, ``vr_accuracy`` and ``thinking_format``
+    (so ``segrl report`` tables can use them).
+
+    Returns:
+        The added metrics.
+
+    Raises:
+        FileNotFoundError: ``metrics.json``/``predictions.jsonl`` or the dataset is missing.
+        KeyError: a prediction's id is not in the evaluated split, or the split is missing.
+    """
+    from datasets import load_from_disk
+
+    out = Path(eval_dir)
+    metrics_path, preds_path = out / "metrics.json", out / "predictions.jsonl"
+    for p in (metrics_path, preds_path, Path(data)):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} not found")
+    result = json.loads(metrics_path.read_text())
+    split = result.get("split", "test")
+    ds = load_from_disk(str(data))
+    if split not in ds:
+        raise KeyError(f"split {split!r} not in {data}; available: {list(ds)}")
+    rows = {r["id"]: r for r in ds[split].select_columns(["id", "segment_references", "meta"]).to_list()}
+    per: dict[str, list[float]] = {k: [] for k in EXAMPLE_METRICS}
+    for line in preds_path.read_text().splitlines():
+        if not line.strip():
+            continue
+        pred = json.loads(line)
+        if pred["id"] not in rows:
+            raise KeyError(f"{preds_path}: id {pred['id']!r} is not in {data}[{split}]")
+        row = rows[pred["id"]]
+        m = grounding_metrics(pred["completion"], targets_from_references(row["segment_references"]),
+                              tuple(json.loads(row["meta"])["image_size"]))
+        m["count_accuracy"] = m.pop("count_correct")
+        for k in EXAMPLE_METRICS:
+            per[k].append(m[k])
+    added = {k: (sum(v) / len(v) if v else 0.0) for k, v in per.items()}
+    result["metrics"].update(added)
+    metrics_path.write_text(json.dumps(result, indent=2) + "\n")
+    return added

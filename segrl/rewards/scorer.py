@@ -1,7 +1,7 @@
 """Score every segment of a batch of completions with one metric call.
 
 The trainer, ``segrl eval`` and the benchmarks all go through :func:`score_segments`: it
-parses each completion (:func:`segrl.tasks.segments.parse_segments`), flattens the present
+parses each completion (:func:`segrl.segments.parse_segments`), flattens the present
 segments of the whole batch into one ``metric(predictions, references)`` call (so batched
 metrics such as CIDEr-D or METEOR see the batch at once), and puts the scores back in a
 ``(B, K)`` tensor.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from segrl.tasks.segments import ParsedCompletion, parse_segments
+from segrl.segments import ParsedCompletion, parse_segments
 
 Metric = Callable[..., list]
 

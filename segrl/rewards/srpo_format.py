@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from segrl.tasks.segments import parse_segments
+from segrl.segments import parse_segments
 
 TAGS = {"perception": ("<perception>", "</perception>"), "reasoning": ("<reasoning>", "</reasoning>")}
 """Open and close tag of each role."""

@@ -101,9 +101,9 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from PIL import Image
 
+from segrl.segments import format_answer
 from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value, save_dataset_atomic
 from segrl.tasks.multichart import chart_prompt, split_groups
-from segrl.tasks.segments import format_answer
 
 COLOURS = {"red": "#d62728", "blue": "#1f77b4", "green": "#2ca02c", "orange": "#ff7f0e", "purple": "#9467bd"}
 """Series colours by answer name (matplotlib's tab10 hues, far apart at 56 px)."""

@@ -29,7 +29,7 @@ Row (schema in :mod:`segrl.tasks.base`):
   :func:`~segrl.tasks.base.format_instruction`.
 * ``segment_labels``: ``Panel 1`` ... ``Panel K``; ``segment_references``: ``[[description]]``
   per panel (DOCCI descriptions with whitespace runs collapsed to one space, so each segment
-  is one line); ``reference``: :func:`~segrl.tasks.segments.format_answer`.
+  is one line); ``reference``: :func:`~segrl.segments.format_answer`.
 * ``meta`` (JSON): ``task_version``, ``source_kind``, ``panels`` (K), ``panel_side``,
   ``layout`` ``[rows, cols]``, ``panel_boxes`` (``[left, top, right, bottom]`` per panel,
   right/bottom exclusive), ``seed``; synthetic: ``index``, ``entangled``, ``scene_specs``
@@ -62,6 +62,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from PIL import Image
 
+from segrl.segments import format_answer
 from segrl.tasks.base import (
     FEATURES,
     DataError,
@@ -80,7 +81,6 @@ from segrl.tasks.panels import (
     render_panel,
     sample_scene,
 )
-from segrl.tasks.segments import format_answer
 
 DESCRIPTIONS_FILE = "docci_descriptions.jsonlines"
 IMAGES_DIR = "images"

@@ -27,7 +27,7 @@ Prompt: VisionReasoner's instruction (find the query with boxes and points, comp
 reason then answer; Dr. Seg code ``verl/utils/rl_dataset.py``), rewritten for the labelled-line
 answer, plus, with ``look_to_confirm=True`` (the default), Dr. Seg's Look-to-Confirm sentence
 (:data:`LOOK_INSTRUCTION`) asking for ``<look>`` blocks around the visually checked parts of the
-reasoning, with the reference's format example. :func:`add_look_to_confirm` turns a plain
+reasoning, with the reference's format example. :func:`segrl.prompts.add_look_to_confirm` turns a plain
 prompt into the Look-to-Confirm one (the ``drseg`` trainer uses it).
 
 Sources (``source_kind``):
@@ -60,7 +60,7 @@ Row (schema in :mod:`segrl.tasks.base`): ``id`` (``synthetic-<seed>-<i:05d>``, o
 ``anchor``, ``relation``, ``targets`` (indices into ``scene``); for loaded data ``source``,
 ``layout``, ``source_split``, ``source_index``.
 
-:func:`add_grounding_metrics` adds the example-level metrics (gIoU, count accuracy, ...) to a
+:func:`segrl.rewards.grounding.add_grounding_metrics` adds the example-level metrics (gIoU, count accuracy, ...) to a
 ``segrl eval`` run of this task.
 """
 
@@ -77,13 +77,8 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from PIL import Image, ImageDraw
 
-from segrl.rewards.grounding import (
-    GroundingObject,
-    as_object,
-    first_json_value,
-    grounding_metrics,
-    targets_from_references,
-)
+from segrl.grounding_objects import GroundingObject, as_object, first_json_value
+from segrl.prompts import LOOK_INSTRUCTION
 from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value, save_dataset_atomic
 from segrl.tasks.multichart import split_groups
 
@@ -96,15 +91,6 @@ SIZES = {"small": 0.17, "medium": 0.29, "large": 0.43}
 """Half-side of an object's box as a fraction of a grid cell's side."""
 BACKGROUND = (240, 240, 236)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-LOOK_INSTRUCTION = (
-    "Inside the reasoning, enclose the parts where you check something in the image in one or more "
-    "<look> </look> blocks, e.g. <think> [your reasoning text] <look> [your visual focus] </look> "
-    "[more reasoning text] </think>."
-)
-"""Dr. Seg's Look-to-Confirm instruction (``rl_dataset.py``), with its format example; the
-placeholder phrases in it are what the non-repeat reward refuses to see copied."""
-
 
 def object_labels(n: int) -> list[str]:
     """``["Object 1", ..., "Object n"]``."""
@@ -123,27 +109,6 @@ def prompt_text(query: str, width: int, height: int, look_to_confirm: bool = Tru
         'Object 2: {"bbox_2d": [225, 296, 706, 786], "point_2d": [302, 410]}\n</answer>'
     )
     return f"{text}\n{LOOK_INSTRUCTION}" if look_to_confirm else text
-
-
-def add_look_to_confirm(prompt: list[dict]) -> list[dict]:
-    """A copy of a TRL conversational ``prompt`` whose last text block ends with :data:`LOOK_INSTRUCTION`.
-
-    Unchanged when some text block already mentions ``<look>``. On this task's plain prompt the
-    result equals the Look-to-Confirm prompt of the same row.
-
-    Raises:
-        ValueError: the prompt has no text block.
-    """
-    texts = [(i, j) for i, m in enumerate(prompt) for j, b in enumerate(m.get("content") or [])
-             if isinstance(b, dict) and b.get("type") == "text"]
-    if not texts:
-        raise ValueError("add_look_to_confirm: the prompt has no text block")
-    if any("<look>" in (prompt[i]["content"][j].get("text") or "") for i, j in texts):
-        return prompt
-    i, j = texts[-1]
-    out = [dict(m, content=[dict(b) for b in m["content"]]) if k == i else m for k, m in enumerate(prompt)]
-    out[i]["content"][j]["text"] = f"{out[i]['content'][j]['text']}\n{LOOK_INSTRUCTION}"
-    return out
 
 
 def reading_order(objects: Sequence[GroundingObject]) -> list[int]:
@@ -549,59 +514,6 @@ def build(
     splits.clear()
     save_dataset_atomic(ds, out_dir)
     return ds
-
-
-# --- evaluation ---------------------------------------------------------------------------------
-EXAMPLE_METRICS = ("giou", "count_accuracy", "matched_iou", "point_score", "vr_accuracy", "thinking_format")
-
-
-def add_grounding_metrics(eval_dir: str | Path, data: str | Path) -> dict[str, float]:
-    """Add example-level metrics to a ``segrl eval grounding`` run (``metrics.json`` updated in place).
-
-    For every prediction of ``<eval_dir>/predictions.jsonl``:
-    :func:`segrl.rewards.grounding.grounding_metrics` against the row's targets (its
-    ``segment_references``) at its ``meta.image_size``; the means over examples are written into
-    ``metrics.json``'s ``metrics`` as ``giou`` (mean per-image IoU of the box unions),
-    ``count_accuracy``, ``matched_iou``, ``point_score``, ``vr_accuracy`` and ``thinking_format``
-    (so ``segrl report`` tables can use them).
-
-    Returns:
-        The added metrics.
-
-    Raises:
-        FileNotFoundError: ``metrics.json``/``predictions.jsonl`` or the dataset is missing.
-        KeyError: a prediction's id is not in the evaluated split, or the split is missing.
-    """
-    from datasets import load_from_disk
-
-    out = Path(eval_dir)
-    metrics_path, preds_path = out / "metrics.json", out / "predictions.jsonl"
-    for p in (metrics_path, preds_path, Path(data)):
-        if not p.exists():
-            raise FileNotFoundError(f"{p} not found")
-    result = json.loads(metrics_path.read_text())
-    split = result.get("split", "test")
-    ds = load_from_disk(str(data))
-    if split not in ds:
-        raise KeyError(f"split {split!r} not in {data}; available: {list(ds)}")
-    rows = {r["id"]: r for r in ds[split].select_columns(["id", "segment_references", "meta"]).to_list()}
-    per: dict[str, list[float]] = {k: [] for k in EXAMPLE_METRICS}
-    for line in preds_path.read_text().splitlines():
-        if not line.strip():
-            continue
-        pred = json.loads(line)
-        if pred["id"] not in rows:
-            raise KeyError(f"{preds_path}: id {pred['id']!r} is not in {data}[{split}]")
-        row = rows[pred["id"]]
-        m = grounding_metrics(pred["completion"], targets_from_references(row["segment_references"]),
-                              tuple(json.loads(row["meta"])["image_size"]))
-        m["count_accuracy"] = m.pop("count_correct")
-        for k in EXAMPLE_METRICS:
-            per[k].append(m[k])
-    added = {k: (sum(v) / len(v) if v else 0.0) for k, v in per.items()}
-    result["metrics"].update(added)
-    metrics_path.write_text(json.dumps(result, indent=2) + "\n")
-    return added
 
 
 TASK = TaskSpec(

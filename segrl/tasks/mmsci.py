@@ -78,6 +78,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from segrl.segments import parse_segments
 from segrl.tasks.base import (
     FEATURES,
     DataError,
@@ -87,7 +88,6 @@ from segrl.tasks.base import (
     png_value,
     save_dataset_atomic,
 )
-from segrl.tasks.segments import parse_segments
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ Row (schema in :mod:`segrl.tasks.base`):
   question, except that a parallel question (``task`` starting with ``Parallel_Questions``)
   gives one segment per numbered sub-question, each with its own label in the prompt.
 * ``segment_references``: ``[[answer]]`` per segment (a parallel answer split on ``;``).
-* ``reference``: :func:`~segrl.tasks.segments.format_answer` of the labels and answers.
+* ``reference``: :func:`~segrl.segments.format_answer` of the labels and answers.
 * ``meta`` (JSON): ``source`` (group dir relative to ``source``), ``task_version``,
   ``image_files``, ``question_ids`` / ``question_tasks`` (one per question),
   ``answer_types`` / ``segment_questions`` (one per segment: its type and the index of its
@@ -98,6 +98,7 @@ from pathlib import Path, PureWindowsPath
 
 from datasets import Dataset, DatasetDict
 
+from segrl.segments import format_answer
 from segrl.tasks.base import (
     FEATURES,
     DataError,
@@ -108,7 +109,6 @@ from segrl.tasks.base import (
     png_value,
     save_dataset_atomic,
 )
-from segrl.tasks.segments import format_answer
 
 GROUP_FILE = "chart-path_and_question-answer_pair.json"
 """Name of the per-group question file."""

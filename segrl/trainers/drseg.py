@@ -30,8 +30,8 @@ What the trainer adds to :class:`~segrl.trainers.segment_grpo.SegmentGRPOTrainer
   before the ``latest`` marker); resuming loads it, and a checkpoint without it is a
   :class:`~segrl.trainers.checkpoint.ResumeError`.
 * **Look-to-Confirm prompt.** With ``look_to_confirm`` (``drseg``'s default) every prompt of a
-  generation batch ends with :data:`segrl.tasks.grounding.LOOK_INSTRUCTION`
-  (:func:`~segrl.tasks.grounding.add_look_to_confirm`, a no-op on data built with
+  generation batch ends with :data:`segrl.prompts.LOOK_INSTRUCTION`
+  (:func:`~segrl.prompts.add_look_to_confirm`, a no-op on data built with
   ``--look-to-confirm``, the grounding task's default), and the format reward pays the +1 look bonus.
 
 Departures from the reference: the advantage estimator is selectable (``estimator``, Dr. Seg
@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from segrl.prompts import add_look_to_confirm
 from segrl.rewards.grounding import (
     DistributionRankedReward,
     drr_raw_metrics,
@@ -60,7 +61,6 @@ from segrl.rewards.grounding import (
     vision_reasoner_accuracy,
 )
 from segrl.rewards.scorer import RewardError, score_segments
-from segrl.tasks.grounding import add_look_to_confirm
 from segrl.trainers.advantages import ALGORITHMS
 from segrl.trainers.checkpoint import ResumeError
 from segrl.trainers.config import SegmentGRPOConfig

@@ -92,7 +92,6 @@ Every choice we had to make:
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,6 +99,7 @@ from dataclasses import dataclass, field
 import torch
 from trl.models.utils import disable_gradient_checkpointing
 
+from segrl.prompts import add_structure_instruction
 from segrl.rewards.srpo_format import Block, Structure, blank_blocks, parse_structure, structure_score
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.segment_grpo import SegmentGRPOTrainer, completion_text
@@ -126,45 +126,6 @@ DEFAULT_REASONING = "The answers follow from the evidence, in order."
 
 
 # --------------------------------------------------------------------------- prompts and warm start
-
-
-def add_structure_instruction(prompt, instruction: str):
-    """A copy of ``prompt`` with ``instruction`` appended on a new line to its last user text.
-
-    Args:
-        prompt: a string, or TRL conversational messages (``[{"role", "content"}]`` where
-            content is a string or ``[{"type": "image"|"text", "text": ...}]`` blocks).
-        instruction: the sentence to add; ``""`` returns the prompt unchanged.
-
-    Returns:
-        The new prompt (the input is not modified). With content blocks, the last text block
-        of the last user message grows; a message without a text block gets one appended.
-
-    Raises:
-        ValueError: a conversational prompt has no user message.
-    """
-    if not instruction:
-        return prompt
-    if isinstance(prompt, str):
-        return f"{prompt}\n{instruction}"
-    messages = copy.deepcopy(list(prompt))
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    if not users:
-        raise ValueError(f"add_structure_instruction: the prompt has no user message: {prompt!r}")
-    msg = users[-1]
-    content = msg.get("content")
-    if isinstance(content, str):
-        msg["content"] = f"{content}\n{instruction}"
-        return messages
-    blocks = list(content or [])
-    texts = [j for j, b in enumerate(blocks) if isinstance(b, dict) and b.get("type") == "text" and b.get("text")]
-    if texts:
-        j = texts[-1]
-        blocks[j] = {**blocks[j], "text": f"{blocks[j]['text']}\n{instruction}"}
-    else:
-        blocks.append({"type": "text", "text": instruction})
-    msg["content"] = blocks
-    return messages
 
 
 def structured_reference(reference: str, segment_references: Sequence[Sequence[str]], *,

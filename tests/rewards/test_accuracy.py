@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from segrl.rewards import SEGMENT_REWARDS, make_segment_reward
 from segrl.rewards.accuracy import accuracy, choice_letter, first_number, normalize_answer, parse_number
-from segrl.tasks.segments import format_answer, parse_segments
+from segrl.segments import format_answer, parse_segments
 
 SOURCE = Path(__file__).resolve().parents[2].parent / "shared/data/multichartqa"
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from segrl.rewards import format_reward
 from segrl.rewards.format import format_score
-from segrl.tasks.segments import format_answer
+from segrl.segments import format_answer
 
 L4 = ["Answer 1", "Answer 2", "Answer 3", "Answer 4"]
 PANELS = ["(a)", "(b)", "(c)"]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segrl.rewards.srpo_format import blank_blocks, parse_structure, structure_reward
-from segrl.tasks.segments import parse_segments
+from segrl.segments import parse_segments
 
 L2 = ["Answer 1", "Answer 2"]
 P, R = "<perception>red; blue</perception>", "<reasoning>read them off</reasoning>"

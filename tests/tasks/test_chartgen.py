@@ -11,6 +11,7 @@ import pytest
 from datasets import load_from_disk
 
 from segrl.rewards.accuracy import parse_number
+from segrl.segments import parse_segments
 from segrl.tasks import TASKS
 from segrl.tasks.base import FEATURES, DataError, format_instruction
 from segrl.tasks.chartgen import (
@@ -26,7 +27,6 @@ from segrl.tasks.chartgen import (
     render_chart,
     y_limits,
 )
-from segrl.tasks.segments import parse_segments
 
 pytest.importorskip("vega_datasets")
 pytest.importorskip("statsmodels")

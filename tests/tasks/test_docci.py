@@ -10,10 +10,10 @@ import pytest
 from datasets import load_from_disk
 from PIL import Image
 
+from segrl.segments import parse_segments
 from segrl.tasks.base import DataError, format_instruction
 from segrl.tasks.docci import DESCRIPTIONS_FILE, TASK, build, panel_labels
 from segrl.tasks.panels import SceneChange, SceneSpec, apply_change, describe, grid_layout
-from segrl.tasks.segments import parse_segments
 
 
 def _meta(row) -> dict:

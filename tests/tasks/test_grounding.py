@@ -10,24 +10,28 @@ from datasets import Dataset, DatasetDict, Features, List, Value, load_from_disk
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from segrl.rewards.grounding import GroundingObject, format_reward, non_repeat_reward, parse_answer
+from segrl.prompts import LOOK_INSTRUCTION, add_look_to_confirm
+from segrl.rewards.grounding import (
+    GroundingObject,
+    add_grounding_metrics,
+    format_reward,
+    non_repeat_reward,
+    parse_answer,
+)
+from segrl.segments import parse_segments
 from segrl.tasks import TASKS
 from segrl.tasks.base import FEATURES, DataError
 from segrl.tasks.grounding import (
     BACKGROUND,
     COLOURS,
-    LOOK_INSTRUCTION,
     RELATIONS,
     SceneObject,
-    add_grounding_metrics,
-    add_look_to_confirm,
     anchor_names,
     build,
     object_labels,
     render_scene,
     synthetic_row,
 )
-from segrl.tasks.segments import parse_segments
 
 
 def _meta(row) -> dict:

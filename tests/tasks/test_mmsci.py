@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from segrl.rewards.format import format_score
+from segrl.segments import parse_segments
 from segrl.tasks import TASKS
 from segrl.tasks.base import DataError
 from segrl.tasks.mmsci import (
@@ -23,7 +24,6 @@ from segrl.tasks.mmsci import (
     split_caption,
     truncate_context,
 )
-from segrl.tasks.segments import parse_segments
 
 WTE2 = (
     "Angle-dependent negative longitudinal MR of thin WTe2. (a) Sample #1 exhibits only negative longitudinal MR "

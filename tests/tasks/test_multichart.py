@@ -12,9 +12,9 @@ import pytest
 from datasets import load_from_disk
 from PIL import Image
 
+from segrl.segments import parse_segments
 from segrl.tasks.base import DataError, format_instruction
 from segrl.tasks.multichart import GROUP_FILE, TASK, build, long_form_chunks, split_groups
-from segrl.tasks.segments import parse_segments
 
 SOURCE = Path(__file__).resolve().parents[2].parent / "shared/data/multichartqa"
 needs_data = pytest.mark.skipif(

@@ -8,7 +8,7 @@ from training_utils import KillAt, text_length
 
 from segrl.config import ConfigError, ExperimentConfig
 from segrl.models import load_policy
-from segrl.tasks.segments import parse_segments
+from segrl.segments import parse_segments
 from segrl.trainers import registry
 from segrl.trainers.checkpoint import MARKER, LatestCheckpointMarker, ResumeError, resolve_resume
 from segrl.trainers.sapo import CRITIC_DIR, SAPOConfig, SAPOTrainer

@@ -6,7 +6,7 @@ from training_utils import text_length
 
 from segrl.models import load_policy
 from segrl.rewards.scorer import RewardError
-from segrl.tasks.segments import parse_segments
+from segrl.segments import parse_segments
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.segment_grpo import SegmentGRPOTrainer
 from segrl.trainers.token_mapping import assign_tokens_to_segments, token_char_offsets

@@ -8,7 +8,7 @@ from training_utils import text_length
 
 from segrl.config import ExperimentConfig
 from segrl.rewards.srpo_format import blank_blocks, parse_structure
-from segrl.tasks.segments import parse_segments
+from segrl.segments import parse_segments
 from segrl.trainers import registry
 from segrl.trainers.srpo import (
     DEFAULT_INSTRUCTION,

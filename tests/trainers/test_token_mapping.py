@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from segrl.tasks.segments import parse_segments
+from segrl.segments import parse_segments
 from segrl.trainers.token_mapping import (
     assign_tokens_to_segments,
     map_advantages_to_tokens,

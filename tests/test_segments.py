@@ -2,7 +2,7 @@
 
 import pytest
 
-from segrl.tasks.segments import format_answer, parse_segments
+from segrl.segments import format_answer, parse_segments
 
 L3 = ["Answer 1", "Answer 2", "Answer 3"]
 
