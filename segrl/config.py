@@ -129,11 +129,12 @@ class ExperimentConfig:
     eval: EvalSection = field(default_factory=EvalSection)
 
     def grpo_config(self, **overrides):
-        """Build the typed trainer config of the ``train`` section: :class:`SegmentGRPOConfig`, or the
-        subclass registered for ``train.algo`` in :data:`segrl.trainers.registry.TRAINERS`.
+        """Build the typed trainer config of the ``train`` section: the config class of ``train.algo``'s
+        :class:`~segrl.trainers.registry.AlgorithmSpec` (:class:`SegmentGRPOConfig` or a subclass).
 
         Raises:
-            ConfigError: an unknown ``train`` key, or a value TRL/segrl rejects.
+            ConfigError: an unknown ``train.algo`` (listing every algorithm), an unknown ``train``
+                key, or a value TRL/segrl rejects.
         """
         import torch
 
@@ -143,7 +144,10 @@ class ExperimentConfig:
         if not torch.cuda.is_available():  # CPU: TRL's bf16 default needs a GPU
             defaults.update(use_cpu=True, bf16=False)
         values = {**defaults, **self.train, **overrides}
-        cls = config_class(str(values.get("algo", "sd_grpo")))
+        try:
+            cls = config_class(str(values.get("algo", "sd_grpo")))
+        except KeyError as e:
+            raise ConfigError(f"train.algo: {e.args[0]}") from None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

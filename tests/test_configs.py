@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from segrl.config import ConfigError, load_config
-from segrl.trainers.advantages import ALGORITHMS
-from segrl.trainers.registry import TRAINERS, config_class
+from segrl.trainers.registry import ALGORITHMS, config_class
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -16,7 +15,7 @@ def test_config_loads(path):
     # bf16/vLLM presets are for GPUs: check types and TRL's own validation with them switched off here.
     cfg = load_config(path, ["train.bf16=false", "train.use_vllm=false"])
     args = cfg.grpo_config()
-    assert args.algo in ALGORITHMS or args.algo in TRAINERS
+    assert args.algo in ALGORITHMS
     assert type(args) is config_class(args.algo)  # the algorithm's own config class, typed
     assert args.num_generations >= 2
 

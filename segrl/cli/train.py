@@ -14,8 +14,8 @@ console = Console()
 
 def command(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment YAML."),
-    algo: str | None = typer.Option(None, help="Override train.algo: an advantage estimator (grpo, dr_grpo, sd_grpo, sd_dr_grpo, blend) "
-                             "or an algorithm with its own trainer (sapo, srpo, sd_srpo, drseg, vision_reasoner)."),
+    algo: str | None = typer.Option(None, help="Override train.algo: a registered algorithm (grpo, sd_grpo, sapo, ...; "
+                                    "an unknown name lists every one)."),
     model: str | None = typer.Option(None, help="Policy to start from: local path or hub id."),
     output_dir: str | None = typer.Option(None, help="Override output_dir."),
     seed: int | None = typer.Option(None, help="Override train.seed."),

@@ -15,8 +15,10 @@ advantage): group mean, Bessel-corrected group standard deviation, ``eps = 1e-4`
 the std. NaN entries (a reward that could not be scored) are left out of the statistics and
 get advantage 0.
 
-Adding an algorithm = one function and one ``@ALGORITHMS.register`` line below, plus the TRL
-options it needs in :data:`ALGORITHM_TRL_OPTIONS` (e.g. ``loss_type``).
+Adding an estimator-only algorithm = one function with an ``@ESTIMATORS.register`` line and,
+below it, its :class:`~segrl.trainers.registry.AlgorithmSpec` (the TRL options it fixes, e.g.
+``loss_type``, and the config fields it passes as options). Estimators take their options as
+keywords and nothing else: a misspelled option is a ``TypeError``, never swallowed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Protocol
 import torch
 
 from segrl.registry import Registry
+from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
 
 EPS = 1e-4
 """Added to the group std before dividing (TRL ``GRPOTrainer``: ``std + 1e-4``)."""
@@ -82,10 +85,15 @@ class Estimator(Protocol):
     def __call__(self, batch: AdvantageInputs, **options: float) -> Advantages: ...
 
 
-ALGORITHMS: Registry[Estimator] = Registry("algorithm")
+ESTIMATORS: Registry[Estimator] = Registry("estimator")
+"""Advantage estimators by name; each is also an algorithm (:data:`segrl.trainers.registry.ALGORITHMS`)."""
 
-ALGORITHM_TRL_OPTIONS: dict[str, dict[str, object]] = {}
-"""TRL ``GRPOConfig`` values an algorithm requires (the trainer config refuses contradictions)."""
+GROUP_OPTIONS = {"scale_rewards": "group"}
+"""TRL options of the group-normalised estimators: ``scale_rewards`` is fixed because segrl computes
+the advantages (TRL's own, scaled by it, are replaced), so any other value would be ignored; the
+loss aggregation ``loss_type`` stays free (TRL's default here: ``grpo``)."""
+DR_OPTIONS = {"loss_type": "dr_grpo", "scale_rewards": "none"}
+"""TRL options of the Dr. GRPO estimators (Liu et al. 2025, eq. 3 and the constant normaliser)."""
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -168,8 +176,8 @@ def _segment_level(batch: AdvantageInputs, rewards: torch.Tensor, scale: str, ep
 # --------------------------------------------------------------------------- the algorithms
 
 
-@ALGORITHMS.register("grpo")
-def grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
+@ESTIMATORS.register("grpo")
+def grpo(batch: AdvantageInputs, *, eps: float = EPS) -> Advantages:
     """GRPO: every token of rollout i gets ``A[i] = (R[i] - mean_g R) / (std_g R + eps)``.
 
     Source: Shao et al. 2024 (DeepSeekMath), Sec. 4.1.2. Returns ``rollout (B,)`` only.
@@ -177,8 +185,11 @@ def grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
     return Advantages(rollout=group_normalize(batch.holistic_rewards, batch.num_generations, "group", eps))
 
 
-@ALGORITHMS.register("dr_grpo")
-def dr_grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
+ALGORITHMS.register_spec(AlgorithmSpec("grpo", estimator="grpo", trl_options=GROUP_OPTIONS, summary="GRPO: one advantage per rollout"))
+
+
+@ESTIMATORS.register("dr_grpo")
+def dr_grpo(batch: AdvantageInputs, *, eps: float = EPS) -> Advantages:
     """Dr. GRPO: ``A[i] = R[i] - mean_g R`` (no std division); the loss uses TRL's ``loss_type="dr_grpo"``
     (sum over tokens divided by ``B * max_completion_length``).
 
@@ -187,8 +198,11 @@ def dr_grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantag
     return Advantages(rollout=group_normalize(batch.holistic_rewards, batch.num_generations, "none", eps))
 
 
-@ALGORITHMS.register("sd_grpo")
-def sd_grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
+ALGORITHMS.register_spec(AlgorithmSpec("dr_grpo", estimator="dr_grpo", trl_options=DR_OPTIONS, summary="Dr. GRPO: no std division, loss dr_grpo"))
+
+
+@ESTIMATORS.register("sd_grpo")
+def sd_grpo(batch: AdvantageInputs, *, eps: float = EPS) -> Advantages:
     """SD-GRPO: per-segment group normalisation.
 
     ``A[i,k] = (r[i,k] - mean_g r[:,k]) / (std_g r[:,k] + eps)`` over the G rollouts of a
@@ -201,14 +215,20 @@ def sd_grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantag
     return _segment_level(batch, batch.segment_rewards, "group", eps)
 
 
-@ALGORITHMS.register("sd_dr_grpo")
-def sd_dr_grpo(batch: AdvantageInputs, *, eps: float = EPS, **_: float) -> Advantages:
+ALGORITHMS.register_spec(AlgorithmSpec("sd_grpo", estimator="sd_grpo", trl_options=GROUP_OPTIONS, summary="SD-GRPO: per-segment group advantages"))
+
+
+@ESTIMATORS.register("sd_dr_grpo")
+def sd_dr_grpo(batch: AdvantageInputs, *, eps: float = EPS) -> Advantages:
     """SD-GRPO inside Dr. GRPO: ``A[i,k] = r[i,k] - mean_g r[:,k]`` (no std), loss ``dr_grpo``."""
     return _segment_level(batch, batch.segment_rewards, "none", eps)
 
 
-@ALGORITHMS.register("blend")
-def blend(batch: AdvantageInputs, *, alpha: float = 0.5, eps: float = EPS, **_: float) -> Advantages:
+ALGORITHMS.register_spec(AlgorithmSpec("sd_dr_grpo", estimator="sd_dr_grpo", trl_options=DR_OPTIONS, summary="SD-GRPO inside Dr. GRPO"))
+
+
+@ESTIMATORS.register("blend")
+def blend(batch: AdvantageInputs, *, alpha: float = 0.5, eps: float = EPS) -> Advantages:
     """Blend: SD-GRPO on ``r'[i,k] = alpha * R[i] + (1 - alpha) * r[i,k]`` (see :func:`blend_rewards`).
 
     ``alpha = 0`` gives :func:`sd_grpo`; ``alpha = 1`` gives exactly :func:`grpo` on every token.
@@ -217,21 +237,16 @@ def blend(batch: AdvantageInputs, *, alpha: float = 0.5, eps: float = EPS, **_: 
     return _segment_level(batch, rewards, "group", eps)
 
 
-ALGORITHM_TRL_OPTIONS.update(
-    {
-        "grpo": {"loss_type": "grpo", "scale_rewards": "group"},
-        "sd_grpo": {"loss_type": "grpo", "scale_rewards": "group"},
-        "blend": {"loss_type": "grpo", "scale_rewards": "group"},
-        "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
-        "sd_dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
-    }
-)
+ALGORITHMS.register_spec(AlgorithmSpec(
+    "blend", estimator="blend", trl_options=GROUP_OPTIONS, estimator_options={"eps": "advantage_eps", "alpha": "alpha"},
+    summary="SD-GRPO on alpha * R + (1 - alpha) * r_k"))
 
 
 def compute_advantages(algo: str, batch: AdvantageInputs, **options: float) -> Advantages:
-    """Run the registered estimator ``algo`` on ``batch``.
+    """Run the registered estimator ``algo`` on ``batch`` with its keyword ``options``.
 
     Raises:
         KeyError: unknown ``algo`` (the message lists the known ones).
+        TypeError: an option the estimator does not take (e.g. a misspelled ``alpha``).
     """
-    return ALGORITHMS.get(algo)(batch, **options)
+    return ESTIMATORS.get(algo)(batch, **options)

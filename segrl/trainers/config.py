@@ -1,31 +1,70 @@
-"""``SegmentGRPOConfig``: TRL's ``GRPOConfig`` plus the segment-level options."""
+"""``SegmentGRPOConfig``: TRL's ``GRPOConfig`` plus the segment-level options, validated against the algorithm's spec."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from segrl.trainers.advantages import ALGORITHM_TRL_OPTIONS, ALGORITHMS, EPS
+from segrl.trainers.advantages import EPS, ESTIMATORS
+from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
+
+ESTIMATOR_FIELDS = {"alpha": "alpha", "advantage_eps": "eps"}
+"""Config fields that only an estimator reads (field -> estimator keyword): refused at a
+non-default value when the algorithm's estimator takes no such keyword."""
 
 
 @dataclass
 class SegmentGRPOConfig(GRPOConfig):
-    """Configuration of :class:`segrl.trainers.segment_grpo.SegmentGRPOTrainer`.
+    r"""Configuration of :class:`segrl.trainers.segment_grpo.SegmentGRPOTrainer`.
 
     Every ``GRPOConfig`` field keeps its TRL meaning (``num_generations`` = G, ``beta`` = KL
-    coefficient, ``max_completion_length`` ...). ``loss_type`` and ``scale_rewards`` default
-    to what the algorithm needs (``dr_grpo``/``none`` for the Dr. variants, ``grpo``/``group``
-    otherwise).
+    coefficient, ``max_completion_length`` ...). The algorithm's
+    :class:`~segrl.trainers.registry.AlgorithmSpec` (``algo``) decides the rest: the TRL options it
+    fixes (``loss_type="dr_grpo"`` and ``scale_rewards="none"`` for the Dr. variants,
+    ``scale_rewards="group"`` otherwise) are filled in when unset and refused when contradicted; a
+    field the algorithm does not read is refused at any value but its default.
+
+    > Parameters that control the algorithm
+
+    algo (`str`, *optional*, defaults to `"sd_grpo"`):
+        Registered algorithm (:data:`segrl.trainers.registry.ALGORITHMS`).
+    estimator (`str` or `None`, *optional*, defaults to `None`):
+        Advantage estimator; None: the algorithm's. Only an algorithm whose spec lists
+        ``estimators`` (Dr. Seg) lets you choose another.
+    alpha (`float`, *optional*, defaults to `0.5`):
+        Blend weight of the holistic reward (``blend``): ``r' = alpha * R + (1 - alpha) * r_k``.
+    format_weight (`float`, *optional*, defaults to `0.5`):
+        Holistic reward ``R = mean_k r_k + format_weight * format(completion)``.
+    advantage_eps (`float`, *optional*, defaults to `1e-4`):
+        Added to the group std (TRL's value); also the eps of the credit correlation diagnostic.
+    dump_advantages (`bool`, *optional*, defaults to `False`):
+        Debug: save every step's gathered rewards and advantages per rank under
+        ``<output_dir>/advantages/``.
+
+    > TRL parameters whose default depends on the algorithm
+
+    loss_type (`str` or `None`, *optional*, defaults to `None`):
+        TRL loss aggregation; None: the algorithm's (``dr_grpo`` for Dr. variants, else ``grpo``).
+    scale_rewards (`str` or `None`, *optional*, defaults to `None`):
+        TRL reward scaling; segrl computes the advantages itself, so it must equal the
+        algorithm's normalisation (``group``, or ``none`` for Dr. variants); None: that value.
 
     Raises:
-        ValueError: unknown ``algo``; ``alpha`` outside [0, 1]; a negative ``format_weight``;
-            a ``loss_type`` that contradicts a Dr. algorithm.
+        ValueError: unknown ``algo`` (listing every algorithm) or an ``algo`` that runs with another
+            config class; an ``estimator`` the algorithm does not allow; a TRL option that
+            contradicts the algorithm; a non-default value of a field the algorithm ignores;
+            ``alpha`` outside [0, 1]; a negative ``format_weight``.
     """
 
     algo: str = field(
         default="sd_grpo",
-        metadata={"help": f"Advantage estimator: one of {', '.join(ALGORITHMS.names())}."},
+        metadata={"help": "Registered algorithm (segrl.trainers.registry.ALGORITHMS; `segrl train --help` lists them)."},
+    )
+    estimator: str | None = field(
+        default=None,
+        metadata={"help": "Advantage estimator; default: the algorithm's (only Dr. Seg lets you choose another)."},
     )
     alpha: float = field(
         default=0.5,
@@ -51,28 +90,65 @@ class SegmentGRPOConfig(GRPOConfig):
     )
 
     @property
-    def estimator(self) -> str:
-        """The registered advantage estimator (:data:`ALGORITHMS`) behind ``algo``: ``algo`` itself here.
+    def spec(self) -> AlgorithmSpec:
+        """The :class:`~segrl.trainers.registry.AlgorithmSpec` of ``algo``."""
+        return ALGORITHMS.get(self.algo)
 
-        A config whose algorithm wraps an estimator (SRPO reweights ``grpo``/``sd_grpo``; Dr. Seg
-        changes the reward of one) overrides this; the checks below and the trainer use it.
-        """
-        return self.algo
+    def _estimator_spec(self) -> AlgorithmSpec:
+        """The spec whose TRL and estimator options apply: ``algo``'s, or its estimator's where it defers."""
+        spec = self.spec
+        return spec if spec.trl_options is not None or self.estimator is None else ALGORITHMS.get(self.estimator)
+
+    def estimator_options(self) -> dict[str, float]:
+        """Keyword options of the estimator call, read from this config (``{"eps": advantage_eps, ...}``)."""
+        options = self._estimator_spec().estimator_options or {}
+        return {kw: getattr(self, name) for kw, name in options.items()}
 
     def __post_init__(self) -> None:
-        if self.estimator not in ALGORITHMS:
-            raise ValueError(f"algo={self.algo!r} is not registered; known: {', '.join(ALGORITHMS.names())}")
+        try:
+            spec = self.spec
+        except KeyError as e:
+            raise ValueError(str(e.args[0])) from None
+        cls = spec.config_class()
+        if not isinstance(self, cls):
+            raise ValueError(f"algo={self.algo!r} runs with {cls.__name__}, not {type(self).__name__}")
+        allowed = tuple(x for x in (spec.estimator, *spec.estimators) if x is not None)
+        if self.estimator is None:
+            self.estimator = spec.estimator
+        elif self.estimator not in allowed:
+            if self.estimator not in ESTIMATORS:
+                raise ValueError(f"estimator={self.estimator!r} is not registered; known: {', '.join(ESTIMATORS.names())}")
+            raise ValueError(f"algo={self.algo!r} uses estimator {spec.estimator!r}; estimator={self.estimator!r} "
+                             f"would be ignored (allowed: {', '.join(allowed) or 'none'})")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.format_weight < 0:
             raise ValueError(f"format_weight must be >= 0, got {self.format_weight}")
-        required = ALGORITHM_TRL_OPTIONS.get(self.estimator, {})
+        self._check_ignored(spec)
+        fixed = dict(self._estimator_spec().trl_options or {})
+        for name, value in fixed.items():
+            current = getattr(self, name)
+            if current is None:
+                setattr(self, name, value)
+            elif current != value:
+                raise ValueError(
+                    f"algo={self.algo!r} needs {name}={value!r} (segrl computes its advantages and loss that way); "
+                    f"got {name}={current!r}, which would be ignored or contradict it"
+                )
         if self.loss_type is None:
-            self.loss_type = str(required.get("loss_type", "grpo"))
-        elif self.estimator.endswith("dr_grpo") and self.loss_type != "dr_grpo":
-            raise ValueError(
-                f"algo={self.algo!r} is Dr. GRPO, whose loss is loss_type='dr_grpo'; got loss_type={self.loss_type!r}"
-            )
+            self.loss_type = "grpo"
         if self.scale_rewards is None:
-            self.scale_rewards = str(required.get("scale_rewards", "group"))
+            self.scale_rewards = "group"
         super().__post_init__()
+
+    def _check_ignored(self, spec: AlgorithmSpec) -> None:
+        """Refuse a non-default value of a field ``spec`` does not read (its ``ignored``, and the
+        estimator fields its estimator takes no keyword for)."""
+        options = set((self._estimator_spec().estimator_options or {}).values()) if self.estimator else set()
+        names = list(spec.ignored) + [f for f in ESTIMATOR_FIELDS if f not in options and f not in spec.ignored]
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        set_ = [n for n in names if n in defaults and getattr(self, n) != defaults[n]]
+        if set_:
+            values = ", ".join(f"{n}={getattr(self, n)!r}" for n in set_)
+            raise ValueError(f"algo={self.algo!r} does not use {', '.join(set_)} (got {values}): leave them at their "
+                             "defaults, they would be silently ignored")

@@ -61,9 +61,10 @@ from segrl.rewards.grounding import (
     vision_reasoner_accuracy,
 )
 from segrl.rewards.scorer import RewardError, score_segments
-from segrl.trainers.advantages import ALGORITHMS
+from segrl.trainers.advantages import ESTIMATORS
 from segrl.trainers.checkpoint import ResumeError
 from segrl.trainers.config import SegmentGRPOConfig
+from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
 from segrl.trainers.segment_grpo import SegmentGRPOTrainer, completion_text
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,10 @@ class DrSegConfig(SegmentGRPOConfig):
     """Configuration of :class:`DrSegTrainer`: ``SegmentGRPOConfig`` plus Dr. Seg's knobs.
 
     ``algo`` is ``drseg`` or ``vision_reasoner`` (a name for the run; the reward follows
-    ``accuracy_reward`` and ``look_to_confirm``); loss type and reward scaling are ``estimator``'s.
+    ``accuracy_reward`` and ``look_to_confirm``). ``estimator`` (default ``grpo``, Dr. Seg's) may be
+    any registered estimator (``sd_grpo`` gives segment tokens the per-object IoU advantages);
+    loss type and reward scaling are that estimator's. ``format_weight`` is not used (R is the
+    reference's unweighted sum) and is refused at a non-default value.
 
     Raises:
         ValueError: an ``algo`` other than drseg / vision_reasoner; an unknown ``estimator`` or
@@ -93,10 +97,6 @@ class DrSegConfig(SegmentGRPOConfig):
     """
 
     algo: str = field(default="drseg", metadata={"help": "drseg or vision_reasoner."})
-    estimator: str = field(
-        default="grpo",
-        metadata={"help": "Advantage estimator on R (Dr. Seg: grpo); sd_grpo gives segment tokens the per-object "
-                  f"IoU advantages. One of {', '.join(ALGORITHMS.names())}."})
     accuracy_reward: str = field(
         default="drr", metadata={"help": "drr (Distribution-Ranked Reward) or vision_reasoner (matched-cost accuracy)."})
     look_to_confirm: bool = field(
@@ -108,15 +108,13 @@ class DrSegConfig(SegmentGRPOConfig):
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"DrSegConfig: algo must be one of {ALGOS}, got {self.algo!r}")
-        if self.estimator not in ALGORITHMS:
-            raise ValueError(f"estimator={self.estimator!r} is not registered; known: {', '.join(ALGORITHMS.names())}")
         if self.accuracy_reward not in ACCURACY_REWARDS:
             raise ValueError(f"accuracy_reward must be one of {ACCURACY_REWARDS}, got {self.accuracy_reward!r}")
         if self.drr_capacity < 1 or not 0 <= self.drr_initial_zeros <= self.drr_capacity or self.drr_decimals < 0:
             raise ValueError(
                 f"need drr_capacity >= 1, 0 <= drr_initial_zeros <= drr_capacity, drr_decimals >= 0; got "
                 f"{self.drr_capacity}, {self.drr_initial_zeros}, {self.drr_decimals}")
-        super().__post_init__()  # checks and TRL defaults by ``estimator`` (a field here)
+        super().__post_init__()  # the spec (below): estimator any of ESTIMATORS, its TRL options
 
 
 @dataclass
@@ -326,3 +324,11 @@ class DrSegTrainer(SegmentGRPOTrainer):
         m["drseg/vision_reasoner/mean"].append(parts["vision_reasoner"].float().mean().item())
         if self.drr is not None:
             m["drseg/history_size"].append(float(self.drr.history.shape[0]))
+
+
+for _name, _config in (("drseg", DrSegConfig), ("vision_reasoner", VisionReasonerConfig)):
+    ALGORITHMS.register_spec(AlgorithmSpec(
+        _name, estimator="grpo", estimators=tuple(ESTIMATORS.names()), trl_options=None, estimator_options=None,
+        ignored=("format_weight",), trainer=DrSegTrainer, config=_config,
+        summary="Dr. Seg: Look-to-Confirm and the Distribution-Ranked Reward" if _name == "drseg"
+        else "VisionReasoner's grounding reward (Dr. Seg's baseline)"))

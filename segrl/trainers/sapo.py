@@ -67,11 +67,11 @@ import torch
 from accelerate.utils import DistributedType, is_peft_model
 from torch import nn
 from transformers.integrations import is_deepspeed_zero3_enabled
-from trl import GRPOConfig
 from trl.trainer.utils import create_model_from_path, disable_dropout_in_model, get_config_model_id
 
 from segrl.trainers.checkpoint import ResumeError
 from segrl.trainers.config import SegmentGRPOConfig
+from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
 from segrl.trainers.segment_gae import (
     LOG_RATIO_CLAMP,
     dual_clip_policy_loss,
@@ -91,6 +91,9 @@ from segrl.trainers.token_mapping import assign_tokens_to_segments, segment_inde
 logger = logging.getLogger(__name__)
 
 SEGMENTATIONS = ("entropy", "newline", "task")
+IGNORED = ("alpha", "advantage_eps", "dump_advantages", "delta", "top_entropy_quantile", "importance_sampling_level",
+           "entropy_coef", "off_policy_mask_threshold", "fp16")
+"""Config fields SAPO's objective and advantage step never read (refused at non-default values)."""
 CRITIC_DIR = "critic"
 CRITIC_FILES = ("model.safetensors", "optimizer.pt")
 # Inputs of a policy forward besides ids and mask (TRL's _compute_loss passes the same keys).
@@ -120,9 +123,11 @@ class SAPOConfig(SegmentGRPOConfig):
 
     Raises:
         ValueError: a value out of range (the message names the field and value), an unknown
-            ``segmentation``, or a TRL option that SAPO's objective would silently ignore
-            (``delta``, ``top_entropy_quantile < 1``, ``importance_sampling_level="sequence"``,
-            ``entropy_coef``, ``off_policy_mask_threshold``, ``fp16``).
+            ``segmentation``, a ``loss_type`` other than ``bnpo`` or ``scale_rewards`` other than
+            ``group``, or a non-default value of a field SAPO does not read (:data:`IGNORED`:
+            TRL's ``delta``, ``top_entropy_quantile``, ``importance_sampling_level``,
+            ``entropy_coef``, ``off_policy_mask_threshold``, ``fp16``; segrl's ``alpha``,
+            ``advantage_eps``, ``dump_advantages``); and everything ``SegmentGRPOConfig`` refuses.
     """
 
     algo: str = field(default="sapo", metadata={"help": "Always 'sapo' for this config."})
@@ -190,25 +195,7 @@ class SAPOConfig(SegmentGRPOConfig):
         bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"SAPO: out of range: {', '.join(bad)} (see SAPOConfig's field help)")
-        ignored = {
-            "loss_type": self.loss_type not in (None, "bnpo"),
-            "delta": self.delta is not None,
-            "top_entropy_quantile": self.top_entropy_quantile < 1.0,
-            "importance_sampling_level": self.importance_sampling_level != "token",
-            "entropy_coef": bool(getattr(self, "entropy_coef", 0.0)),
-            "off_policy_mask_threshold": getattr(self, "off_policy_mask_threshold", None) is not None,
-            "fp16": bool(self.fp16),
-        }
-        unused = [name for name, set_ in ignored.items() if set_]
-        if unused:
-            raise ValueError(
-                f"SAPO's objective does not use {', '.join(unused)}: leave them at TRL's defaults"
-            )
-        self.loss_type = "bnpo"  # TRL's name for a token mean over the micro-batch: what SAPO's loss uses
-        if self.scale_rewards is None:
-            self.scale_rewards = "group"  # only TRL's own (overwritten) advantages and logs use it
-        # SegmentGRPOConfig.__post_init__ would reject 'sapo' (it is not a group estimator): go to TRL's.
-        GRPOConfig.__post_init__(self)
+        super().__post_init__()  # the spec (below): fixed TRL options, refused ignored fields
 
 
 @dataclass
@@ -637,3 +624,9 @@ class SAPOTrainer(SegmentGRPOTrainer):
         m["clip_ratio/high_mean"].append(mean_over_processes(policy.clip_frac_high))
         m["clip_ratio/dual_mean"].append(mean_over_processes(policy.dual_clip_frac))
         return policy_loss / normalizer
+
+
+ALGORITHMS.register_spec(AlgorithmSpec(
+    "sapo", estimator=None, trl_options={"loss_type": "bnpo", "scale_rewards": "group"}, estimator_options={},
+    ignored=IGNORED, trainer=SAPOTrainer, config=SAPOConfig,
+    summary="SAPO: entropy segments, segment GAE with a critic, segment-ratio dual-clip PPO"))

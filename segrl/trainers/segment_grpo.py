@@ -207,8 +207,7 @@ class SegmentGRPOTrainer(GRPOTrainer):
         adv = compute_advantages(
             args.estimator,
             AdvantageInputs(holistic.float(), seg_rewards.float(), seg_mask.bool(), G),
-            alpha=args.alpha,
-            eps=args.advantage_eps,
+            **args.estimator_options(),
         )
         n = len(inputs)
         sl = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)

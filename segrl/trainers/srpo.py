@@ -102,10 +102,11 @@ from trl.models.utils import disable_gradient_checkpointing
 from segrl.prompts import add_structure_instruction
 from segrl.rewards.srpo_format import Block, Structure, blank_blocks, parse_structure, structure_score
 from segrl.trainers.config import SegmentGRPOConfig
+from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
 from segrl.trainers.segment_grpo import SegmentGRPOTrainer, completion_text
 from segrl.trainers.token_mapping import Span, assign_tokens_to_segments, token_char_offsets
 
-ESTIMATORS = {"srpo": "grpo", "sd_srpo": "sd_grpo"}
+UNDERLYING = {"srpo": "grpo", "sd_srpo": "sd_grpo"}
 """SRPO algorithm name -> the estimator whose ``(B, T)`` advantages it reweights."""
 
 CORRUPTIONS = ("blank", "noise", "none")
@@ -389,14 +390,9 @@ class SRPOConfig(SegmentGRPOConfig):
         default=False,
         metadata={"help": "Run the extra forward passes even when no rollout has the structure (benchmarks)."})
 
-    @property
-    def estimator(self) -> str:
-        """The registered estimator whose advantages are reweighted (``grpo`` or ``sd_grpo``)."""
-        return ESTIMATORS[self.algo]
-
     def __post_init__(self) -> None:
-        if self.algo not in ESTIMATORS:
-            raise ValueError(f"SRPOConfig: algo must be one of {sorted(ESTIMATORS)}, got {self.algo!r}")
+        if self.algo not in UNDERLYING:
+            raise ValueError(f"SRPOConfig: algo must be one of {sorted(UNDERLYING)}, got {self.algo!r}")
         if not 0.0 <= self.srpo_strength < 0.5:
             raise ValueError(f"srpo_strength must be in [0, 0.5) so that weights stay positive, got {self.srpo_strength}")
         if self.srpo_temperature <= 0:
@@ -407,7 +403,7 @@ class SRPOConfig(SegmentGRPOConfig):
             raise ValueError(f"srpo_answer_role must be one of {ANSWER_ROLES}, got {self.srpo_answer_role!r}")
         if not 0.0 <= self.srpo_structure_weight <= 1.0:
             raise ValueError(f"srpo_structure_weight must be in [0, 1], got {self.srpo_structure_weight}")
-        super().__post_init__()  # checks and TRL defaults by ``estimator``
+        super().__post_init__()  # the spec (below): estimator, TRL options of the estimator
 
 
 _FORWARD_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
@@ -558,3 +554,9 @@ class SRPOTrainer(SegmentGRPOTrainer):
             removed_mask = torch.cat([prompt_mask, completion_mask * (~remove).to(completion_mask.dtype)], dim=1)
             removed = logps_of(removed_mask) if bool(remove.any()) or args.srpo_force_passes else clean
         return clean, corrupted, removed
+
+
+for _name, _estimator in UNDERLYING.items():
+    ALGORITHMS.register_spec(AlgorithmSpec(
+        _name, estimator=_estimator, trainer=SRPOTrainer, config=SRPOConfig,
+        summary=f"SRPO: role-aware token weights on {_estimator} advantages"))

@@ -8,8 +8,8 @@ from trl.trainer.utils import nanstd
 
 from segrl.registry import Registry
 from segrl.trainers.advantages import (
-    ALGORITHMS,
     EPS,
+    ESTIMATORS,
     AdvantageInputs,
     blend_rewards,
     compute_advantages,
@@ -179,13 +179,24 @@ def test_vectorised_matches_loop_reference(seed, scale):
 
 
 def test_registry_refuses_duplicates_and_lists_known_names():
-    assert {"grpo", "dr_grpo", "sd_grpo", "sd_dr_grpo", "blend"} <= set(ALGORITHMS.names())
+    assert {"grpo", "dr_grpo", "sd_grpo", "sd_dr_grpo", "blend"} <= set(ESTIMATORS.names())
     with pytest.raises(KeyError, match="known: blend, dr_grpo, grpo"):
         compute_advantages("nope", inputs([[1.0], [0.0]]))
     reg: Registry = Registry("thing")
     reg.add("a", 1)
     with pytest.raises(ValueError, match="already registered"):
         reg.add("a", 2)
+
+
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "sd_grpo", "sd_dr_grpo", "blend"])
+def test_a_misspelled_estimator_option_is_an_error_not_swallowed(name):
+    # Before: every estimator ended with ``**_`` and ``alpah=0.9`` ran with the default alpha.
+    batch = inputs([[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(TypeError, match="alpah"):
+        compute_advantages(name, batch, alpah=0.9)
+    if name != "blend":  # alpha is blend's option only
+        with pytest.raises(TypeError, match="alpha"):
+            compute_advantages(name, batch, alpha=0.9)
 
 
 def test_inputs_validate_shapes():

@@ -87,6 +87,12 @@ def test_config_defaults_checks_and_registry(tmp_path):
         SAPOConfig(output_dir="x", gae_lambda=1.5, dual_clip_c=1.0, use_cpu=True, bf16=False)
     with pytest.raises(ValueError, match="does not use delta, top_entropy_quantile"):
         SAPOConfig(output_dir="x", delta=2.0, top_entropy_quantile=0.5, use_cpu=True, bf16=False)
+    # Before: accepted and ignored (SAPOConfig skipped its parent's validation and never read them).
+    for field, value in (("alpha", 0.3), ("advantage_eps", 1e-3), ("dump_advantages", True)):
+        with pytest.raises(ValueError, match=f"algo='sapo' does not use {field}"):
+            SAPOConfig(output_dir="x", use_cpu=True, bf16=False, **{field: value})
+    with pytest.raises(ValueError, match="needs scale_rewards='group'"):
+        SAPOConfig(output_dir="x", scale_rewards="none", use_cpu=True, bf16=False)
 
     assert registry.trainer_class("sapo") is SAPOTrainer and registry.config_class("sapo") is SAPOConfig
     cfg = ExperimentConfig(

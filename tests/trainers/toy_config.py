@@ -8,7 +8,3 @@ from segrl.trainers.config import SegmentGRPOConfig
 @dataclass
 class ToyConfig(SegmentGRPOConfig):
     toy_knob: int = 0
-
-    def __post_init__(self) -> None:
-        self.algo = "grpo"  # run as GRPO: the toy name is not an estimator
-        super().__post_init__()
