@@ -88,39 +88,66 @@ def step(
 
 @app.command("scale")
 def scale(
-    size: str = typer.Option("3b", help="Qwen2.5-VL shape, random weights: 3b, 7b or tiny (tiny also runs on CPU)."),
+    size: str = typer.Option("3b", help="Model: Qwen2.5-VL shape with random weights (3b, 7b, tiny) or the embedded "
+                             "tiny LLaVA (llava-tiny: runs on a CPU without torchvision)."),
     variant: list[str] = typer.Option(["trl", "grpo", "sd_grpo", "srpo"], "--variant", "-v",
                                       help="Variant to time (repeat the option): trl, grpo, sd_grpo, srpo."),
+    completions: list[int] = typer.Option([16], "--completions", min=1,
+                                          help="Completions per optimizer step (repeat the option for a sweep)."),
+    completion_length: list[int] = typer.Option([256], "--completion-length", "--max-completion-length", min=1,
+                                                help="Max new tokens per completion (repeatable)."),
+    micro_batch_size: int = typer.Option(0, min=0, help="per_device_train_batch_size: completions per forward/"
+                                         "backward (0: = --completions, one micro-batch per step)."),
+    steps_per_generation: list[int] = typer.Option([], "--steps-per-generation", min=1,
+                                                   help="TRL's steps_per_generation: micro-batches one generation "
+                                                   "feeds (repeatable; default = gradient accumulation steps, "
+                                                   "on-policy). More than the accumulation steps is off-policy."),
+    generation_batch_size: list[int] = typer.Option([], "--generation-batch-size", min=1,
+                                                    help="TRL's generation_batch_size: completions per generate "
+                                                    "call (repeatable; exclusive with --steps-per-generation)."),
     rounds: int = typer.Option(2, min=1, help="Interleaved rounds."),
-    steps_per_round: int = typer.Option(3, min=2, help="Steps per variant and round; the first is not timed."),
+    steps_per_round: int = typer.Option(2, min=1, help="Timed optimizer steps per setting, variant and round "
+                                        "(after a warm-up generation cycle; rounded up to whole cycles)."),
     num_generations: int = typer.Option(8, min=2, help="G (the papers' 8)."),
-    batch_size: int = typer.Option(16, min=2, help="Completions per step (a multiple of G)."),
-    max_completion_length: int = typer.Option(256, min=1, help="New tokens per completion."),
     gradient_checkpointing: bool = typer.Option(True, help="As the paper-scale presets."),
     peak_tflops: float = typer.Option(0.0, help="The GPU's dense bf16 peak in TFLOP/s (0: from its name)."),
     seed: int = typer.Option(0, help="Seed (data, model init, sampling)."),
     out_dir: Path = typer.Option(Path("results/bench"), help="Directory for scale.json and scale.md."),
 ) -> None:
-    """Step time, tokens/s per GPU and MFU on a randomly initialised Qwen2.5-VL-3B/7B (needs a GPU)."""
-    from segrl.bench.scale import main
+    """Per batch setting: s/step, tokens/s/GPU (EasyR1's count), MFU, actor MFU, peak memory, where the time goes."""
+    from segrl.bench.scale import main, settings_from
 
     parts = ["segrl", "bench", "scale", "--size", size, *[x for v in variant for x in ("--variant", v)],
+             *[x for c in completions for x in ("--completions", c)],
+             *[x for c in completion_length for x in ("--completion-length", c)],
+             "--micro-batch-size", micro_batch_size,
+             *[x for c in steps_per_generation for x in ("--steps-per-generation", c)],
+             *[x for c in generation_batch_size for x in ("--generation-batch-size", c)],
              "--rounds", rounds, "--steps-per-round", steps_per_round, "--num-generations", num_generations,
-             "--batch-size", batch_size, "--max-completion-length", max_completion_length,
              "--gradient-checkpointing" if gradient_checkpointing else "--no-gradient-checkpointing", "--seed", seed]
     line = " ".join(shlex.quote(str(a)) for a in parts)
     try:
+        settings = settings_from(list(completions), list(completion_length), micro_batch=micro_batch_size,
+                                 steps_per_generation=list(steps_per_generation) or None,
+                                 generation_batch_size=list(generation_batch_size) or None,
+                                 num_generations=num_generations)
         res = main(size=size, variants=tuple(variant), rounds=rounds, steps_per_round=steps_per_round,
-                   num_generations=num_generations, batch_size=batch_size,
-                   max_completion_length=max_completion_length, gradient_checkpointing=gradient_checkpointing,
+                   num_generations=num_generations, settings=settings, gradient_checkpointing=gradient_checkpointing,
                    peak_tflops=peak_tflops or None, seed=seed, out_dir=str(out_dir), command=line)
     except (RuntimeError, ImportError, ValueError) as e:
         console.print(f"[red]bench scale failed:[/] {e}")
         raise typer.Exit(1) from None
-    for name, r in res["variants"].items():
-        m = "-" if r["mfu"] is None else f"{100 * r['mfu']:.2f} %"
-        console.print(f"{name:>8}: {r['seconds_per_step_median']:.3f} s/step, {r['tokens_per_s_per_gpu']:.0f} "
-                      f"tokens/s/GPU, MFU {m}")
-    for k, v in res["ratios"].items():
-        console.print(f"{k.replace('_over_', ' / ')} = {v:.3f}")
+    for block in res["settings"]:
+        s = block["setting"]
+        console.print(f"[bold]{s['completions']} completions/step, micro-batch {s['micro_batch']}, "
+                      f"{s['steps_per_generation']} micro-batches/generation, {s['completion_length']} tokens"
+                      f"{'' if s['on_policy'] else ' (off-policy)'}[/]")
+        for name, r in block["variants"].items():
+            m = "-" if r["mfu"] is None else f"{100 * r['mfu']:.2f} %"
+            mem = "n/a on CPU" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.1f} GiB"
+            phases = ", ".join(f"{p} {100 * v:.0f} %" for p, v in r["phase_share"].items())
+            console.print(f"{name:>8}: {r['seconds_per_step']:.3f} s/step, {r['tokens_per_s_per_gpu']:.0f} "
+                          f"tokens/s/GPU, MFU {m}, peak memory {mem}; {phases}")
+        for k, v in block["ratios"].items():
+            console.print(f"{k.replace('_over_', ' / ')} = {v:.3f}")
     console.print(f"wrote {out_dir / 'scale.json'} and {out_dir / 'scale.md'}")
