@@ -109,3 +109,25 @@ def test_cpu_path_on_the_tiny_model(tmp_path):
             assert r["peak_memory_gib"] is None  # no GPU: no peak memory, and the table says so
             assert r["segment_work_s_per_step"] > 0
     assert "n/a (CPU)" in (tmp_path / "scale.md").read_text()
+
+
+def test_paper_presets_generate_once_per_optimizer_step():
+    """Every GRPO-family Qwen preset is on-policy at the largest generate call that keeps it so (S = GA);
+    SAPO's is off-policy by design (the paper's 4 PPO mini-batch updates per generation)."""
+    from pathlib import Path
+
+    from segrl.config import load_config
+
+    presets = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*_qwen2.5vl_*.yaml"))
+    assert len(presets) == 10
+    for path in presets:
+        args = load_config(path, ["train.bf16=false", "train.use_vllm=false"]).grpo_config()
+        setting = Setting(completions=args.per_device_train_batch_size * args.gradient_accumulation_steps,
+                          micro_batch=args.per_device_train_batch_size,
+                          steps_per_generation=args.steps_per_generation,
+                          completion_length=args.max_completion_length)
+        if path.name.startswith("sapo_"):
+            assert not setting.on_policy and setting.steps_per_cycle == 4, path.name
+        else:
+            assert args.steps_per_generation == args.gradient_accumulation_steps and setting.on_policy, path.name
+            assert args.num_iterations == 1, path.name
