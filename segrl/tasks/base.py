@@ -93,11 +93,17 @@ def format_instruction(labels: Sequence[str], unit: str = "question") -> str:
     )
 
 
-def save_dataset_atomic(dataset: DatasetDict, out_dir: str | os.PathLike) -> Path:
+def save_dataset_atomic(dataset: DatasetDict, out_dir: str | os.PathLike,
+                        extra_files: dict[str, str] | None = None) -> Path:
     """Save ``dataset`` to ``out_dir`` through a temporary sibling directory and a rename.
 
     A crash mid-write leaves ``out_dir`` untouched (no partial dataset); an existing
     ``out_dir`` is replaced only once the new one is complete.
+
+    Args:
+        dataset: the DatasetDict. out_dir: the final directory.
+        extra_files: ``{file name: UTF-8 text}`` written into the directory before the rename
+            (e.g. ``build_log.jsonl``), so they appear together with the data or not at all.
 
     Returns:
         The final directory.
@@ -107,6 +113,8 @@ def save_dataset_atomic(dataset: DatasetDict, out_dir: str | os.PathLike) -> Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         dataset.save_to_disk(str(tmp / "data"))
+        for name, text in (extra_files or {}).items():
+            (tmp / "data" / name).write_text(text, encoding="utf-8")
         old = None
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"

@@ -30,6 +30,14 @@ name                      package             series (x)
 
 A missing package is a :class:`~segrl.tasks.base.DataError` naming it.
 
+Bad items (the policy shared by every builder, :mod:`segrl.tasks.build_log`; one item = one
+drawn chart group): a table whose data is malformed (:func:`check_table`: repeated x labels, a
+series of the wrong length, a value that is not a finite number; or a loader that breaks on its
+package's data) stays in the draw, so no other group changes, and every group that draws it is
+skipped and listed in ``build_log.jsonl`` (file ``<package>:<table>``, the field, the reason),
+as is a group whose windows leave no complete series. ``strict`` raises on a malformed table at
+once. A group whose pool has fewer than K questions is *excluded* (step 4), not bad.
+
 Example ``i`` (a chart group) uses only ``random.Random(f"chartgen:{seed}:{i}")``, so it does not
 depend on ``count``, ``questions_per_answer`` or the other examples:
 
@@ -93,6 +101,7 @@ types and colours).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +111,8 @@ from datasets import Dataset, DatasetDict
 from PIL import Image
 
 from segrl.segments import format_answer
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value, save_dataset_atomic
+from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value
+from segrl.tasks.build_log import DEFAULT_MAX_SKIP_FRACTION, BadItem, BuildLog, save_with_log
 from segrl.tasks.multichart import chart_prompt, split_groups
 
 COLOURS = {"red": "#d62728", "blue": "#1f77b4", "green": "#2ca02c", "orange": "#ff7f0e", "purple": "#9467bd"}
@@ -279,6 +289,48 @@ def load_table(name: str) -> Table:
     return TABLES[name]()
 
 
+def check_table(table: Table) -> Table:
+    """``table`` if charts can be drawn from it: at least one series, unique x labels, and
+    every series one value per x, each a finite number or None (missing).
+
+    Raises:
+        BadItem: the first violation, with file ``<package>:<name>`` and field ``x`` or ``values``.
+    """
+    src = f"{table.package}:{table.name}"
+
+    def bad(fld: str, reason: str) -> BadItem:
+        return BadItem(src, fld, reason, message=f"chart table {table.name!r} ({src}): field {fld!r}: {reason}")
+
+    if len(set(table.x)) != len(table.x):
+        raise bad("x", f"repeated x labels {sorted({v for v in table.x if table.x.count(v) > 1})}")
+    if not table.values:
+        raise bad("values", "no series")
+    for series, vals in table.values.items():
+        if len(vals) != len(table.x):
+            raise bad("values", f"series {series!r} has {len(vals)} values for {len(table.x)} x labels")
+        for x, v in zip(table.x, vals):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)):
+                raise bad("values", f"series {series!r} at x={x}: {v!r} is not a finite number")
+    return table
+
+
+def _checked_table(name: str) -> Table:
+    """:func:`load_table` then :func:`check_table`; a loader that breaks on its package's data
+    (a renamed column, a non-numeric cell) is a bad table too.
+
+    Raises:
+        DataError: unknown name or a missing package (not a bad item: nothing was read).
+        BadItem: the table's data is malformed (file ``table <name>`` when the loader itself failed).
+    """
+    try:
+        table = load_table(name)
+    except (KeyError, ValueError, TypeError, IndexError) as e:  # the package's data, not our options
+        raise BadItem(f"table {name}", None, f"the loader failed on its package's data ({type(e).__name__}: {e})",
+                      message=f"chart table {name!r}: the loader failed on its package's data "
+                      f"({type(e).__name__}: {e})") from e
+    return check_table(table)
+
+
 # --- one chart group ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChartSpec:
@@ -312,11 +364,13 @@ def sample_group(table: Table, rng: random.Random, n_charts: int) -> list[ChartS
     """Draw ``n_charts`` charts of ``table`` (module docstring, step 1).
 
     Raises:
-        DataError: the table has fewer than 6 x values, or no complete series in a window.
+        BadItem: the table has fewer than 6 x values, or no complete series in a window.
     """
     n = len(table.x)
+    src = f"{table.package}:{table.name}"
     if n < 6:
-        raise DataError(f"chart table {table.name!r}: {n} x values, need at least 6")
+        raise BadItem(src, "x", f"{n} x values, need at least 6",
+                      message=f"chart table {table.name!r} ({src}): field 'x': {n} x values, need at least 6")
     charts = []
     for _ in range(n_charts):
         if table.categorical:
@@ -327,8 +381,8 @@ def sample_group(table: Table, rng: random.Random, n_charts: int) -> list[ChartS
             stop = start + length
         complete = [s for s in sorted(table.values) if all(v is not None for v in table.values[s][start:stop])]
         if not complete:
-            raise DataError(f"chart table {table.name!r}: no series without missing values in "
-                            f"{table.x[start]}..{table.x[stop - 1]}")
+            reason = f"no series without missing values in {table.x[start]}..{table.x[stop - 1]}"
+            raise BadItem(src, "values", reason, message=f"chart table {table.name!r} ({src}): field 'values': {reason}")
         series = tuple(rng.sample(complete, rng.randint(1, min(3, len(complete)))))
         kind = rng.choice(CHART_TYPES[1:] if table.categorical else CHART_TYPES)
         colours = tuple(rng.sample(sorted(COLOURS), len(series)))
@@ -469,10 +523,20 @@ def render_chart(table: Table, chart: ChartSpec, ylim: tuple[float, float], side
 
 
 # --- dataset ----------------------------------------------------------------------------------
-def make_group(tables: dict[str, Table], seed: int, index: int) -> tuple[Table, list[ChartSpec], tuple, list]:
-    """Example ``index``'s table, charts, shared y range and ordered question pool (steps 1-4)."""
+def make_group(tables: dict[str, Table | BadItem], seed: int, index: int) -> tuple[Table, list[ChartSpec], tuple, list]:
+    """Example ``index``'s table, charts, shared y range and ordered question pool (steps 1-4).
+
+    Args:
+        tables: the chosen tables by name; a malformed one is given as its :class:`BadItem`
+            (so it is still drawn, and the other groups stay what they are without the fault).
+
+    Raises:
+        BadItem: the group drew a malformed table, or its windows leave no complete series.
+    """
     rng = random.Random(f"chartgen:{seed}:{index}")
     table = tables[rng.choice(sorted(tables))]
+    if isinstance(table, BadItem):
+        raise table
     charts = sample_group(table, rng, rng.choice((2, 3)))
     ylim = y_limits(table, charts)
     return table, charts, ylim, order_pool(question_pool(table, charts, ylim, rng), rng)
@@ -516,6 +580,8 @@ def build(
     test_fraction: float = 0.2,
     tables: list[str] | tuple[str, ...] | None = None,
     stats: dict | None = None,
+    strict: bool = False,
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
 ) -> DatasetDict:
     """Render ``count`` chart groups and save the DatasetDict (``train``/``test``) atomically to ``out_dir``.
 
@@ -530,11 +596,16 @@ def build(
         tables: names from :data:`TABLES` (default: all).
         stats: if given, filled with ``groups``, ``groups_skipped``, ``examples``, ``segments``,
             ``train_examples``, ``test_examples`` and ``templates`` (segments per template).
+        strict: a malformed table raises its :class:`~segrl.tasks.build_log.BadItem` at once.
+        max_skip_fraction: fail when more than this fraction of the drawn groups is bad (0..1).
 
     Returns:
         The DatasetDict that was written (module docstring; features ``FEATURES``).
 
     Raises:
+        BadItem: under ``strict``, a malformed table (or a group whose windows it leaves without
+            a complete series), naming ``<package>:<table>`` and the field.
+        TooManySkipped: more than ``max_skip_fraction`` of the groups drew a malformed table.
         DataError: an unknown table or a missing package (naming it), or a split left without
             examples. Nothing is written then.
         ValueError: a bad option (``source`` not None/"synthetic", K < 1, ``count`` < 2,
@@ -552,8 +623,16 @@ def build(
         raise ValueError(f"chart_side must be >= 32 pixels, got {side}")
     if not 0.0 <= float(test_fraction) <= 1.0:
         raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
+    log = BuildLog(TASK.name, strict=strict, max_skip_fraction=max_skip_fraction, unit="group")
     names = sorted(set(tables or TABLES))
-    loaded = {name: load_table(name) for name in names}
+    loaded: dict[str, Table | BadItem] = {}
+    for name in names:
+        try:
+            loaded[name] = _checked_table(name)
+        except BadItem as e:
+            if strict:
+                raise
+            loaded[name] = e
 
     ids = {f"charts-{seed}-{i:05d}": i for i in range(count)}
     train, test = split_groups(list(ids), seed, test_fraction)
@@ -562,22 +641,33 @@ def build(
     for split, members in (("train", train), ("test", test)):
         rows = []
         for rid in members:
-            table, charts, ylim, pool = make_group(loaded, seed, ids[rid])
+            log.count()
+            try:
+                table, charts, ylim, pool = make_group(loaded, seed, ids[rid])
+            except BadItem as e:
+                log.skip(e, group=rid)
+                continue
             if len(pool) < K:
+                log.exclude(f"{table.package}:{table.name}", None, f"{len(pool)} questions, fewer than K={K}",
+                            item=f"group {rid}")
                 counts["groups_skipped"] += 1
                 continue
             rows.append(_row(seed, ids[rid], table, charts, ylim, pool, K, side))
             for q in pool[:K]:
                 counts["templates"][q.template] = counts["templates"].get(q.template, 0) + 1
-        if not rows:
-            raise DataError(f"charts: no {split} example with {K} questions among its {len(members)} groups")
         splits[split] = rows
         counts[f"{split}_examples"] = len(rows)
+    log.check()
+    for split, members in (("train", train), ("test", test)):
+        if not splits[split]:
+            bad = f" ({log.skipped} drew a malformed table: {log.first_errors()})" if log.skipped else ""
+            raise DataError(f"charts: no {split} example with {K} questions among its {len(members)} groups{bad}")
     counts["examples"] = counts["train_examples"] + counts["test_examples"]
     counts["segments"] = counts["examples"] * K
+    counts["groups_bad"] = log.skipped
     ds = DatasetDict({s: Dataset.from_list(rows, features=FEATURES) for s, rows in splits.items()})
     splits.clear()
-    save_dataset_atomic(ds, out_dir)
+    save_with_log(ds, out_dir, log, counts=counts, tables=names)
     if stats is not None:
         stats.update(counts)
     return ds

@@ -48,6 +48,14 @@ Splits:
   are shuffled with ``random.Random(f"docci-group:{seed}:{split}")`` and cut into consecutive
   groups of K; the last ``n mod K`` are dropped; ``count`` keeps the first ``count`` groups of
   each split. Only the images of kept groups are opened.
+
+Bad items (DOCCI; the policy shared by every builder, :mod:`segrl.tasks.build_log`; one item =
+one non-blank line of the descriptions file, or one hub row): a line that is not UTF-8 JSON
+object, lacks a required field or has an empty one, repeats an ``example_id`` or names an
+unknown split is skipped; a record whose image is missing or unreadable is skipped when its
+group is composed, and the next record in the shuffled order takes its place. Each is listed in
+``build_log.jsonl`` with file, line and field. With no bad item the groups are exactly those
+above. The synthetic source has no bad items (its log lists 0 of ``count``).
 """
 
 from __future__ import annotations
@@ -70,8 +78,8 @@ from segrl.tasks.base import (
     format_instruction,
     make_meta,
     png_value,
-    save_dataset_atomic,
 )
+from segrl.tasks.build_log import DEFAULT_MAX_SKIP_FRACTION, BadItem, BuildLog, save_with_log
 from segrl.tasks.multichart import split_groups
 from segrl.tasks.panels import (
     compose_grid,
@@ -203,6 +211,8 @@ class _Record:
     description: str
     where: str  # "<file>:<line>" for messages
     load: Callable[[int], Image.Image]  # panel side -> image
+    file: str = ""  # the source file (or hub name), for the build log
+    item: str = ""  # "line 12" / "train[3]"
 
 
 def _load_image_file(path: Path, where: str, side: int) -> Image.Image:
@@ -219,14 +229,64 @@ def _load_image_file(path: Path, where: str, side: int) -> Image.Image:
         raise DataError(f"{path}: unreadable image ({e}; listed at {where})") from e
 
 
-def read_docci_descriptions(source: Path) -> list[_Record]:
-    """Parse ``source/docci_descriptions.jsonlines`` into records (images not opened yet).
+def _parse_line(raw: bytes, path: Path, lineno: int, source: Path, seen: dict[str, str]) -> _Record | None:
+    """One line of the descriptions file as a record (None for a blank line).
 
     Raises:
-        DataError: the directory or file is missing; a line is not JSON or not an object (named
-            ``<file>:<line>``); a required field is missing or not a non-empty string; a
-            duplicate ``example_id``; a split that is neither ``train``, ``test`` nor ``qual_*``.
+        BadItem: not UTF-8, not JSON, not an object, a required field missing or not a
+            non-empty string, a duplicate ``example_id``, a split that is neither ``train``,
+            ``test`` nor ``qual_*`` (message ``<file>:<line>: ...``).
     """
+    where = f"{path}:{lineno}"
+
+    def bad(fld: str | None, reason: str, message: str) -> BadItem:
+        return BadItem(path, fld, reason, item=f"line {lineno}", message=f"{where}: {message}")
+
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise bad(None, f"not UTF-8 text ({e})", f"not UTF-8 text ({e})") from e
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        reason = f"unreadable JSON line ({e.msg} at column {e.colno})"
+        raise bad(None, reason, reason) from e
+    if not isinstance(obj, dict):
+        reason = f"expected a JSON object, got {type(obj).__name__}"
+        raise bad(None, reason, reason)
+    for f in REQUIRED_FIELDS:
+        if f not in obj:
+            raise bad(f, "missing", f"field {f!r} missing")
+        if not isinstance(obj[f], str) or not obj[f].strip():
+            reason = f"expected a non-empty string, got {obj[f]!r}"
+            raise bad(f, reason, f"field {f!r}: {reason}")
+    eid, split = obj["example_id"], obj["split"]
+    if eid in seen:
+        reason = f"duplicate {eid!r} (first at {seen[eid]})"
+        raise bad("example_id", reason, f"field 'example_id': {reason}")
+    if split not in SPLITS and not split.startswith("qual_"):
+        reason = f"{split!r} is not train, test or qual_*"
+        raise bad("split", reason, f"field 'split': {reason}")
+    seen[eid] = where
+    image_path = source / IMAGES_DIR / obj["image_file"]
+    return _Record(eid, split, obj["image_file"], " ".join(obj["description"].split()), where,
+                   lambda side, p=image_path, w=where: _load_image_file(p, w, side), str(path), f"line {lineno}")
+
+
+def read_docci_descriptions(source: Path, log: BuildLog | None = None) -> list[_Record]:
+    """Parse ``source/docci_descriptions.jsonlines`` into records (images not opened yet).
+
+    Each non-blank line is one item of ``log`` (a default, non-strict log when None); a line
+    that :func:`_parse_line` refuses is skipped and listed there.
+
+    Raises:
+        BadItem: under ``log.strict``, the first bad line (``<file>:<line>``).
+        DataError: the directory or file is missing; no line is a usable record.
+    """
+    if log is None:
+        log = BuildLog(TASK.name, max_skip_fraction=1.0, unit="line")
     if not source.is_dir():
         raise DataError(f"{source}: DOCCI directory not found")
     path = source / DESCRIPTIONS_FILE
@@ -234,49 +294,25 @@ def read_docci_descriptions(source: Path) -> list[_Record]:
         raise DataError(f"{path}: DOCCI descriptions file not found")
     records: list[_Record] = []
     seen: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e})") from e
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
             continue
-        where = f"{path}:{lineno}"
+        log.count()
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: unreadable JSON line ({e.msg} at column {e.colno})") from e
-        if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        for f in REQUIRED_FIELDS:
-            if f not in obj:
-                raise DataError(f"{where}: field {f!r} missing")
-            if not isinstance(obj[f], str) or not obj[f].strip():
-                raise DataError(f"{where}: field {f!r}: expected a non-empty string, got {obj[f]!r}")
-        eid, split = obj["example_id"], obj["split"]
-        if eid in seen:
-            raise DataError(f"{where}: field 'example_id': duplicate {eid!r} (first at {seen[eid]})")
-        seen[eid] = where
-        if split not in SPLITS and not split.startswith("qual_"):
-            raise DataError(f"{where}: field 'split': {split!r} is not train, test or qual_*")
-        image_path = source / IMAGES_DIR / obj["image_file"]
-        records.append(
-            _Record(
-                eid,
-                split,
-                obj["image_file"],
-                " ".join(obj["description"].split()),
-                where,
-                lambda side, p=image_path, w=where: _load_image_file(p, w, side),
-            )
-        )
+            rec = _parse_line(raw, path, lineno, source, seen)
+        except BadItem as e:
+            log.skip(e)
+            continue
+        if rec is not None:
+            records.append(rec)
     if not records:
-        raise DataError(f"{path}: no examples")
+        raise DataError(f"{path}: no examples" + (f" ({log.first_errors()})" if log.skipped else ""))
     return records
 
 
-def _hub_records(name: str) -> list[_Record]:
-    """Records from ``datasets.load_dataset(name)`` (``example_id``, ``description``, ``image`` per row)."""
+def _hub_records(name: str, log: BuildLog) -> list[_Record]:
+    """Records from ``datasets.load_dataset(name)`` (``example_id``, ``description``, ``image`` per row);
+    a row missing one of them is skipped and listed in ``log``."""
     try:
         from datasets import load_dataset
 
@@ -291,9 +327,12 @@ def _hub_records(name: str) -> list[_Record]:
     for split, ds in hub.items():
         for j, ex in enumerate(ds):
             where = f"{name}[{split}][{j}]"
-            for f in ("example_id", "description", "image"):
-                if ex.get(f) is None:
-                    raise DataError(f"{where}: field {f!r} missing")
+            log.count()
+            missing = next((f for f in ("example_id", "description", "image") if ex.get(f) is None), None)
+            if missing is not None:
+                log.skip(BadItem(name, missing, "missing", item=f"{split}[{j}]",
+                                 message=f"{where}: field {missing!r} missing"))
+                continue
             records.append(
                 _Record(
                     str(ex["example_id"]),
@@ -302,24 +341,26 @@ def _hub_records(name: str) -> list[_Record]:
                     " ".join(str(ex["description"]).split()),
                     where,
                     lambda side, im=ex["image"]: im,
+                    name,
+                    f"{split}[{j}]",
                 )
             )
     return records
 
 
-def _docci_records(source) -> tuple[list[_Record], str]:
+def _docci_records(source, log: BuildLog) -> tuple[list[_Record], str]:
     if source is None:
         raise DataError("source_kind='docci' needs a source: the DOCCI directory (or a hub id)")
     path = Path(source)
     if path.exists():
-        return read_docci_descriptions(path.resolve()), DESCRIPTIONS_FILE
+        return read_docci_descriptions(path.resolve(), log), DESCRIPTIONS_FILE
     if HUB_ID.fullmatch(str(source)):
-        return _hub_records(str(source)), str(source)
+        return _hub_records(str(source), log), str(source)
     raise DataError(f"{source}: DOCCI directory not found")
 
 
-def _docci_splits(source, panels, panel_side, seed, count) -> dict[str, list[dict]]:
-    records, source_name = _docci_records(source)
+def _docci_splits(source, panels, panel_side, seed, count, log: BuildLog) -> dict[str, list[dict]]:
+    records, source_name = _docci_records(source, log)
     by_split: dict[str, list[_Record]] = {"train": [], "test": []}
     for r in records:
         if r.split in SPLITS:
@@ -337,10 +378,22 @@ def _docci_splits(source, panels, panel_side, seed, count) -> dict[str, list[dic
         n_groups = len(order) // panels
         if count is not None:
             n_groups = min(n_groups, int(count))
-        rows = []
-        for g in range(n_groups):
-            group = order[g * panels : (g + 1) * panels]
-            grid, boxes = compose_grid([r.load(panel_side) for r in group], labels, panel_side)
+        rows: list[dict] = []
+        pending = iter(order)
+        while len(rows) < n_groups:
+            group, images = [], []
+            for r in pending:  # the next K records whose image opens; a bad image is skipped
+                try:
+                    images.append(r.load(panel_side))
+                except DataError as e:
+                    log.skip(BadItem(r.file, "image_file", str(e), item=r.item, message=f"{e}; field 'image_file'"))
+                    continue
+                group.append(r)
+                if len(group) == panels:
+                    break
+            if len(group) < panels:
+                break  # the split ran out of records (the rest were bad images)
+            grid, boxes = compose_grid(images, labels, panel_side)
             meta = make_meta(
                 task_version=TASK.version,
                 source_kind="docci",
@@ -358,6 +411,11 @@ def _docci_splits(source, panels, panel_side, seed, count) -> dict[str, list[dic
                 _row("+".join(r.example_id for r in group), grid, [r.description for r in group], text, meta)
             )
         out[split] = rows
+    log.check()
+    for split, rows in out.items():
+        if not rows:
+            raise DataError(f"{source_name}: split {split!r}: no group of {panels} usable examples "
+                            f"({log.first_errors()})")
     return out
 
 
@@ -374,6 +432,8 @@ def build(
     test_fraction: float = 0.2,
     source_kind: str = "synthetic",
     entangled: bool = False,
+    strict: bool = False,
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
 ) -> DatasetDict:
     """Build the multi-panel captioning DatasetDict (``train``/``test``) and save it atomically.
 
@@ -392,14 +452,19 @@ def build(
         test_fraction: synthetic: fraction of examples held out for test (0..1).
         source_kind: ``"synthetic"`` or ``"docci"``.
         entangled: synthetic only: the K panels share one scene, later captions relative.
+        strict: DOCCI: the first bad line or image raises its :class:`~segrl.tasks.build_log.BadItem`.
+        max_skip_fraction: DOCCI: fail when more than this fraction of the lines is bad (0..1).
 
     Returns:
         The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``).
 
     Raises:
-        DataError: ``panels`` < 1; DOCCI: missing directory, descriptions file or image, an
-            unreadable jsonlines line (``<file>:<line>``), a missing or empty field, a duplicate
-            id, an unknown split, a split with fewer than K examples, a hub id that cannot be
+        BadItem: DOCCI, under ``strict``: the first bad item (an unreadable jsonlines line, a
+            missing or empty field, a duplicate id, an unknown split, a missing or unreadable
+            image), naming ``<file>:<line>`` and the field.
+        TooManySkipped: DOCCI: more than ``max_skip_fraction`` of the lines (hub: rows) are bad.
+        DataError: ``panels`` < 1; DOCCI: missing directory or descriptions file, a split with
+            fewer than K examples or without one group of K good ones, a hub id that cannot be
             loaded.
         ValueError: a bad option (unknown ``source_kind``, ``panel_side`` < 24, ``count`` < 2
             (synthetic) or < 1 (DOCCI), ``test_fraction`` outside [0, 1], ``entangled`` with DOCCI).
@@ -412,6 +477,8 @@ def build(
         raise ValueError(f"panel_side must be >= 24 pixels, got {panel_side}")
     if not 0.0 <= float(test_fraction) <= 1.0:
         raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
+    unit = "line" if source_kind == "docci" and source is not None and Path(source).exists() else "example"
+    log = BuildLog(TASK.name, strict=strict, max_skip_fraction=max_skip_fraction, unit=unit)
     if source_kind == "docci":
         if entangled:
             raise ValueError(
@@ -419,12 +486,13 @@ def build(
             )
         if count is not None and int(count) < 1:
             raise ValueError(f"count must be >= 1 or None, got {count}")
-        splits = _docci_splits(source, panels, panel_side, seed, count)
+        splits = _docci_splits(source, panels, panel_side, seed, count, log)
     else:
         splits = _synthetic_splits(panels, panel_side, split_seed, seed, count, test_fraction, entangled)
+        log.count(sum(len(rows) for rows in splits.values()))  # generated: nothing can be bad
     ds = DatasetDict({name: Dataset.from_list(rows, features=FEATURES) for name, rows in splits.items()})
     splits.clear()
-    save_dataset_atomic(ds, out_dir)
+    save_with_log(ds, out_dir, log, source_kind=source_kind, panels=panels)
     return ds
 
 

@@ -52,6 +52,13 @@ Sources (``source_kind``):
   carved out as in the synthetic source. Queries are lowercased and stripped of trailing
   ``.``, as the Dr. Seg dataset class does.
 
+  Bad items (the policy shared by every builder, :mod:`segrl.tasks.build_log`; one item = one
+  row): a row with an empty query, a bad ``solution`` / ``bbox``, no target, a missing or
+  unreadable image or a duplicate id is skipped and listed in ``build_log.jsonl``
+  (``file`` = the source, ``item`` = ``[split][index]``, the field, the reason); when a split's
+  parquet files do not load together, each is loaded alone and an unreadable one is one
+  skipped item. ``count`` caps the rows examined per split, good or bad.
+
 Row (schema in :mod:`segrl.tasks.base`): ``id`` (``synthetic-<seed>-<i:05d>``, or the source's
 ``id``, or ``<image_id>-<ann_id>``, or ``<split>-<index>``); ``images`` = [the image];
 ``prompt`` = one user message (image, text); ``meta`` (JSON): ``task_version``, ``source_kind``,
@@ -79,7 +86,8 @@ from PIL import Image, ImageDraw
 
 from segrl.grounding_objects import GroundingObject, as_object, first_json_value
 from segrl.prompts import LOOK_INSTRUCTION
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value, save_dataset_atomic
+from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value
+from segrl.tasks.build_log import DEFAULT_MAX_SKIP_FRACTION, BadItem, BuildLog, save_with_log
 from segrl.tasks.multichart import split_groups
 
 SOURCE_KINDS = ("synthetic", "visionreasoner")
@@ -289,7 +297,32 @@ LAYOUTS = {"visionreasoner": ("problem", "solution", "image"), "reasonseg": ("te
 TEST_SPLITS = ("test", "validation", "val")
 
 
-def _open_source(source) -> tuple[dict, str, Path | None]:
+def _read_parquet_split(path: Path, split: str, names: list[str], log: BuildLog):
+    """One split's parquet files as a Dataset. If they do not load together, each file is loaded
+    alone and a file that cannot be read is a bad item (skipped and listed in ``log``)."""
+    from datasets import concatenate_datasets, load_dataset
+
+    try:
+        return load_dataset("parquet", data_files={split: names}, split=split)
+    except Exception as e:  # pyarrow / datasets errors: find the file(s) to blame, one at a time
+        first = e
+    parts = []
+    for name in names:
+        try:
+            parts.append(load_dataset("parquet", data_files={split: [name]}, split=split))
+        except Exception as e:  # pyarrow / datasets errors -> a bad file, named; one item (its rows are unknown)
+            log.count()
+            log.skip(BadItem(name, None, f"cannot read the parquet file ({type(e).__name__}: {e})",
+                             message=f"{name}: cannot read the {split} parquet file ({type(e).__name__}: {e})"))
+    if not parts:
+        raise DataError(f"{path}: cannot read the {split} parquet files ({type(first).__name__}: {first})")
+    try:
+        return concatenate_datasets(parts)
+    except ValueError as e:  # files of one split that differ in columns
+        raise DataError(f"{path}: the {split} parquet files differ in their columns ({e})") from e
+
+
+def _open_source(source, log: BuildLog) -> tuple[dict, str, Path | None]:
     """``({split: Dataset}, name for messages, base directory for relative image paths)``."""
     from datasets import Dataset as _Dataset
     from datasets import load_dataset, load_from_disk
@@ -315,10 +348,7 @@ def _open_source(source) -> tuple[dict, str, Path | None]:
             raise DataError(f"{path}: neither a save_to_disk directory nor parquet files (<split>-*.parquet)")
         splits = {}
         for split, names in files.items():  # one split at a time: splits may differ in columns
-            try:
-                splits[split] = load_dataset("parquet", data_files={split: names}, split=split)
-            except Exception as e:  # pyarrow / datasets errors -> one message naming the files
-                raise DataError(f"{path}: cannot read the {split} parquet files ({type(e).__name__}: {e})") from e
+            splits[split] = _read_parquet_split(path, split, names, log)
         return splits, str(path), path
     if HUB_ID.fullmatch(str(source)):
         try:
@@ -340,43 +370,60 @@ def _layout(columns: Sequence[str], where: str) -> str:
                     + " or ".join(f"{list(r)} ({n})" for n, r in LAYOUTS.items()))
 
 
+def _bad(where: str, fld: str | None, reason: str, message: str | None = None) -> BadItem:
+    """A bad row ``where`` (``name[split][index]``): file = the source name, item = ``[split][index]``."""
+    name, _, rest = where.partition("[")
+    return BadItem(name, fld, reason, item=f"[{rest}" if rest else None,
+                   message=message or f"{where}: field {fld!r}: {reason}")
+
+
 def _image_bytes(value, base: Path | None, where: str) -> tuple[dict, tuple[int, int]]:
-    """The stored image (original bytes) and its ``(W, H)``."""
+    """The stored image (original bytes) and its ``(W, H)``.
+
+    Raises:
+        BadItem: not an image, a missing file, no bytes, unreadable bytes (field ``image``).
+    """
     if not isinstance(value, dict):
-        raise DataError(f"{where}: field 'image' is not an image")
+        raise _bad(where, "image", "not an image", f"{where}: field 'image' is not an image")
     data, path = value.get("bytes"), value.get("path")
     if data is None and path:
         p = Path(path) if Path(path).is_absolute() or base is None else base / path
         if not p.is_file():
-            raise DataError(f"{where}: field 'image': file {p} not found")
+            raise _bad(where, "image", f"file {p} not found")
         data = p.read_bytes()
     if not data:
-        raise DataError(f"{where}: field 'image' holds no bytes")
+        raise _bad(where, "image", "holds no bytes", f"{where}: field 'image' holds no bytes")
     try:
         with Image.open(io.BytesIO(data)) as im:
             size = im.size
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{where}: field 'image': unreadable image ({e})") from e
+        raise _bad(where, "image", f"unreadable image ({e})") from e
     return {"bytes": data, "path": None}, size
 
 
 def _target(value, where: str, field: str) -> GroundingObject:
     obj = as_object(value)
     if obj is None:
-        raise DataError(f"{where}: field {field!r}: expected {{'bbox_2d': [x1, y1, x2, y2], 'point_2d': [x, y]}} "
-                        f"with finite numbers, got {value!r:.120}")
+        raise _bad(where, field, f"expected {{'bbox_2d': [x1, y1, x2, y2], 'point_2d': [x, y]}} "
+                   f"with finite numbers, got {value!r:.120}")
     x1, y1, x2, y2 = obj.bbox
     if x2 < x1 or y2 < y1:
-        raise DataError(f"{where}: field {field!r}: box {list(obj.bbox)} has x2 < x1 or y2 < y1")
+        raise _bad(where, field, f"box {list(obj.bbox)} has x2 < x1 or y2 < y1")
     return obj
 
 
 def _targets(row: dict, layout: str, where: str) -> list[GroundingObject]:
+    """The row's target objects, in the source's order.
+
+    Raises:
+        BadItem: ``solution`` is not a JSON list of objects with finite boxes and points (``bbox``
+            for ReasonSeg), a box with ``x2 < x1``, no object at all.
+    """
     if layout == "visionreasoner":
         text = row["solution"]
         data = first_json_value(text) if isinstance(text, str) else text
         if not isinstance(data, list):
-            raise DataError(f"{where}: field 'solution': expected a JSON list of objects, got {text!r:.120}")
+            raise _bad(where, "solution", f"expected a JSON list of objects, got {text!r:.120}")
         objects = [_target(item, where, "solution") for item in data]
     else:
         box = row["bbox"]
@@ -386,12 +433,15 @@ def _targets(row: dict, layout: str, where: str) -> list[GroundingObject]:
             point = None
         objects = [_target({"bbox_2d": box, "point_2d": point}, where, "bbox")]
     if not objects:
-        raise DataError(f"{where}: no target object (segments need at least one)")
+        fld = "solution" if layout == "visionreasoner" else "bbox"
+        raise _bad(where, fld, "no target object (segments need at least one)",
+                   f"{where}: no target object (segments need at least one; field {fld!r})")
     return objects
 
 
-def _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confirm) -> dict[str, list[dict]]:
-    splits, name, base = _open_source(source)
+def _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confirm,
+                   log: BuildLog) -> dict[str, list[dict]]:
+    splits, name, base = _open_source(source, log)
     if not splits:
         raise DataError(f"{name}: no split")
     train_name = "train" if "train" in splits else (next(iter(splits)) if len(splits) == 1 else None)
@@ -412,21 +462,28 @@ def _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confi
         for idx in range(n):
             row = ds[idx]
             where = f"{name}[{theirs}][{idx}]"
-            query_raw = row["problem" if layout == "visionreasoner" else "text"]
-            if not isinstance(query_raw, str) or not query_raw.strip():
-                raise DataError(f"{where}: field {'problem' if layout == 'visionreasoner' else 'text'!r} is empty")
-            query = " ".join(query_raw.split()).lower().strip(".").strip()
-            objects = _targets(row, layout, where)
-            objects = [objects[k] for k in reading_order(objects)]
-            image, size = _image_bytes(row["image"], base, where)
-            if row.get("id") not in (None, ""):
-                rid = str(row["id"])
-            elif row.get("image_id") is not None and row.get("ann_id") is not None:
-                rid = f"{row['image_id']}-{row['ann_id']}"
-            else:
-                rid = f"{theirs}-{idx:06d}"
-            if rid in seen:
-                raise DataError(f"{where}: duplicate id {rid!r} (first at {seen[rid]})")
+            log.count()
+            try:
+                query_field = "problem" if layout == "visionreasoner" else "text"
+                query_raw = row[query_field]
+                if not isinstance(query_raw, str) or not query_raw.strip():
+                    raise _bad(where, query_field, "is empty", f"{where}: field {query_field!r} is empty")
+                query = " ".join(query_raw.split()).lower().strip(".").strip()
+                objects = _targets(row, layout, where)
+                objects = [objects[k] for k in reading_order(objects)]
+                image, size = _image_bytes(row["image"], base, where)
+                if row.get("id") not in (None, ""):
+                    rid, id_field = str(row["id"]), "id"
+                elif row.get("image_id") is not None and row.get("ann_id") is not None:
+                    rid, id_field = f"{row['image_id']}-{row['ann_id']}", "image_id"
+                else:
+                    rid, id_field = f"{theirs}-{idx:06d}", None
+                if rid in seen:
+                    raise _bad(where, id_field, f"duplicate id {rid!r} (first at {seen[rid]})",
+                               f"{where}: duplicate id {rid!r} (first at {seen[rid]}; field {id_field!r})")
+            except BadItem as e:
+                log.skip(e)
+                continue
             seen[rid] = where
             look = f"<look>{len(objects)} matching object(s) in the image.</look>" if look_to_confirm else (
                 f"{len(objects)} matching object(s) in the image.")
@@ -434,6 +491,10 @@ def _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confi
                             look_to_confirm, source_kind="visionreasoner", layout=layout, source=name,
                             source_split=theirs, source_index=idx, seed=seed))
         rows[our] = out
+    log.check()
+    for split, out in rows.items():
+        if not out:
+            raise DataError(f"{name}: no usable row in the {split} split ({log.first_errors()})")
     if "test" not in rows:
         by_id = {r["id"]: r for r in rows["train"]}
         train, test = split_groups(list(by_id), split_seed, test_fraction)
@@ -454,6 +515,8 @@ def build(
     image_side: int = 840,
     max_targets: int = 3,
     look_to_confirm: bool = True,
+    strict: bool = False,
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
 ) -> DatasetDict:
     """Build the grounding DatasetDict (``train``/``test``) and save it atomically.
 
@@ -475,15 +538,20 @@ def build(
         max_targets: synthetic: the most targets a query may have (1 .. 6).
         look_to_confirm: end every prompt with Dr. Seg's Look-to-Confirm instruction and put a
             ``<look>`` block in every reference's reasoning.
+        strict: loaded data: the first bad row raises its :class:`~segrl.tasks.build_log.BadItem`.
+        max_skip_fraction: loaded data: fail when more than this fraction of the rows is bad (0..1).
 
     Returns:
         The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``).
 
     Raises:
-        DataError: loaded data: a missing directory or split, an unknown column layout, a bad
-            ``solution``/``bbox`` (not finite numbers, ``x2 < x1``), no target, an empty query, an
-            unreadable or missing image, a duplicate id, a hub id that cannot be loaded — each
-            naming ``source[split][row]`` and the field.
+        BadItem: loaded data, under ``strict``: the first bad row (a bad ``solution``/``bbox``:
+            not finite numbers, ``x2 < x1``, no target; an empty query; an unreadable or missing
+            image; a duplicate id) or unreadable parquet file, naming ``source[split][row]`` and
+            the field.
+        TooManySkipped: loaded data: more than ``max_skip_fraction`` of the rows are bad.
+        DataError: loaded data: a missing directory or split, an unknown column layout, a split
+            without a usable row, a hub id that cannot be loaded.
         ValueError: a bad option (unknown ``source_kind``, ``count`` < 2 synthetic or < 1 loaded,
             ``image_side`` < 96, ``max_targets`` outside 1 .. 6, ``test_fraction`` outside [0, 1]).
     """
@@ -491,6 +559,7 @@ def build(
         raise ValueError(f"source_kind must be one of {SOURCE_KINDS}, got {source_kind!r}")
     if not 0.0 <= float(test_fraction) <= 1.0:
         raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
+    log = BuildLog(TASK.name, strict=strict, max_skip_fraction=max_skip_fraction, unit="row")
     if source_kind == "synthetic":
         if image_side < 4 * 24:
             raise ValueError(f"image_side must be >= 96 pixels, got {image_side}")
@@ -506,13 +575,14 @@ def build(
             by_id[row["id"]] = row
         train, test = split_groups(list(by_id), split_seed, test_fraction)
         splits = {"train": [by_id[r] for r in train], "test": [by_id[r] for r in test]}
+        log.count(n)  # generated: nothing can be bad
     else:
         if count is not None and int(count) < 1:
             raise ValueError(f"count must be >= 1 or None, got {count}")
-        splits = _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confirm)
+        splits = _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confirm, log)
     ds = DatasetDict({name: Dataset.from_list(rows, features=FEATURES) for name, rows in splits.items()})
     splits.clear()
-    save_dataset_atomic(ds, out_dir)
+    save_with_log(ds, out_dir, log, source_kind=source_kind)
     return ds
 
 

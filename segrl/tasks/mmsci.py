@@ -57,20 +57,23 @@ Row (schema in :mod:`segrl.tasks.base`):
   ``image``, ``caption`` (the original), ``caption_title``, ``n_subfigures``,
   ``context_chars``, ``context_truncated``.
 
-Build log: ``<out>/build_log.jsonl``: first line ``{"kind": "summary", ...}`` (per split:
-records in the file, records examined (all, unless ``limit`` stopped early), kept, skipped by
-reason), then one ``{"kind": "skipped", "split", "index",
-"image", "reason", "detail"}`` line per skipped figure. (``.jsonl``, so it is not part of the
-dataset fingerprint, which hashes ``.arrow`` and ``.json`` files.)
+Bad items and the build log (the policy shared by every builder, :mod:`segrl.tasks.build_log`;
+one item = one record): a record that cannot be parsed (not an object, a required field
+missing or not a string, an empty or unsafe ``image`` name, a missing or unreadable image, an
+id already used by an earlier figure) is skipped, counted and listed; a caption file that is
+missing, not JSON or not a list is one skipped item. An unsplittable caption (rule 3) is a
+well-formed record that this task's rules leave out: it is listed as *excluded*, never counted
+as bad (many real figures have a single panel). ``<out>/build_log.jsonl``: the summary line
+adds ``setting`` and ``splits`` (per split: records in the file, records examined (all, unless
+``limit`` stopped early), kept, skipped = excluded by rule 3 or bad, skipped by reason); each
+entry adds ``split``, ``index``, ``image`` and, for exclusions, ``detail``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,7 +89,14 @@ from segrl.tasks.base import (
     load_rgb_image,
     make_meta,
     png_value,
-    save_dataset_atomic,
+)
+from segrl.tasks.build_log import (
+    BUILD_LOG,  # noqa: F401  (re-exported: segrl.cli.build_data and older callers import it from here)
+    DEFAULT_MAX_SKIP_FRACTION,
+    BadItem,
+    BuildLog,
+    read_build_log,  # noqa: F401  (re-exported, as BUILD_LOG)
+    save_with_log,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,7 +106,6 @@ IMAGES_DIR = "images"
 REQUIRED_FIELDS = ("uid", "category", "subject", "abstract", "content", "image", "caption")
 SETTINGS = ("ungrounded", "abstract", "content")
 EVAL_SPLITS = ("dev", "test")
-BUILD_LOG = "build_log.jsonl"
 DEFAULT_MAX_CONTEXT_CHARS = 4000  # ~1k tokens, MMSci's run_captioning.py default max_tokens = 1024
 
 # A label body: one letter, or a list / range of letters ("a,b", "c-e", "a and b", "a & b").
@@ -269,34 +278,51 @@ def benchmark_dir(source: str | Path) -> Path:
     )
 
 
-def read_records(path: Path) -> list[dict]:
-    """The records of one ``image_caption_generation_data.json``, with every required field checked.
+def read_records(path: Path) -> list:
+    """The items of one ``image_caption_generation_data.json`` (each checked by :func:`check_record`).
 
     Raises:
-        DataError: missing file, malformed JSON, not a list, a record that is not an object,
-            a required field missing or not a string (named ``<file>: record #i: field 'x'``).
+        BadItem: (field None: the whole file) missing file, malformed JSON, not a list.
     """
+    def bad(reason: str) -> BadItem:
+        return BadItem(path, None, reason, message=f"{path}: {reason}")
+
     if not path.is_file():
-        raise DataError(f"{path}: MMSci caption file not found")
+        raise bad("MMSci caption file not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: malformed JSON ({e})") from e
+        raise bad(f"malformed JSON ({e})") from e
     if not isinstance(data, list):
-        raise DataError(f"{path}: expected a list of records, got {type(data).__name__}")
-    for i, rec in enumerate(data):
-        if not isinstance(rec, dict):
-            raise DataError(f"{path}: record #{i}: expected an object, got {type(rec).__name__}")
-        for f in REQUIRED_FIELDS:
-            if f not in rec:
-                raise DataError(f"{path}: record #{i}: field {f!r} missing")
-            if not isinstance(rec[f], str):
-                raise DataError(
-                    f"{path}: record #{i}: field {f!r}: expected a string, got {type(rec[f]).__name__}"
-                )
-        if not rec["image"].strip():
-            raise DataError(f"{path}: record #{i}: field 'image' is empty")
+        raise bad(f"expected a list of records, got {type(data).__name__}")
     return data
+
+
+def check_record(rec: object, path: Path, i: int) -> dict:
+    """Record ``#i`` of ``path`` with every required field checked.
+
+    Raises:
+        BadItem: not an object, a required field missing or not a string, an empty or unsafe
+            ``image`` (named ``<file>: record #i: field 'x'``).
+    """
+    def bad(fld: str | None, reason: str, message: str) -> BadItem:
+        return BadItem(path, fld, reason, item=f"record #{i}", message=f"{path}: record #{i}: {message}")
+
+    if not isinstance(rec, dict):
+        raise bad(None, f"expected an object, got {type(rec).__name__}",
+                  f"expected an object, got {type(rec).__name__}")
+    for f in REQUIRED_FIELDS:
+        if f not in rec:
+            raise bad(f, "missing", f"field {f!r} missing")
+        if not isinstance(rec[f], str):
+            reason = f"expected a string, got {type(rec[f]).__name__}"
+            raise bad(f, reason, f"field {f!r}: {reason}")
+    if not rec["image"].strip():
+        raise bad("image", "empty", "field 'image' is empty")
+    image_rel = Path(rec["image"])
+    if image_rel.is_absolute() or ".." in image_rel.parts:
+        raise bad("image", f"bad file name {rec['image']!r}", f"field 'image': bad file name {rec['image']!r}")
+    return rec
 
 
 def _png(path: Path, where: str, max_side: int | None) -> dict:
@@ -307,52 +333,76 @@ def _png(path: Path, where: str, max_side: int | None) -> dict:
     return png_value(rgb)
 
 
-@dataclass
-class _Skip:
-    split: str
-    index: int
-    image: str
-    reason: str
-    detail: str
-
-
 def _split_rows(
     bench: Path, mmsci_split: str, our_split: str, *, setting: str, limit: int | None, max_context_chars: int,
-    max_image_side: int | None, min_subfigures: int, skipped: list[_Skip],
-) -> tuple[list[dict], int, int]:
-    """Rows of one MMSci split, the number of records in its file, and how many were examined
-    (fewer when ``limit`` stopped the scan); skipped figures are appended to ``skipped``."""
+    max_image_side: int | None, min_subfigures: int, log: BuildLog, seen: dict[str, str],
+) -> tuple[list[dict], int, int, Counter]:
+    """Rows of one MMSci split, the number of records in its file, how many were examined (fewer
+    when ``limit`` stopped the scan) and the reasons of the records left out; bad and excluded
+    records go to ``log`` (module docstring); ``seen`` maps the figure ids already used to their split."""
     json_path = bench / mmsci_split / DATA_FILE
-    records = read_records(json_path)
     rel = f"{mmsci_split}/{DATA_FILE}"
+    reasons: Counter = Counter()
+    try:
+        records = read_records(json_path)
+    except BadItem as e:
+        log.count()
+        log.skip(e, split=our_split)
+        reasons["unreadable file"] += 1
+        return [], 0, 0, reasons
     rows, examined = [], 0
-    for i, rec in enumerate(records):
+    for i, raw in enumerate(records):
         if limit is not None and len(rows) >= limit:
             break
         examined += 1
+        log.count()
+        try:
+            rec = check_record(raw, json_path, i)
+        except BadItem as e:
+            image = raw.get("image") if isinstance(raw, dict) and isinstance(raw.get("image"), str) else None
+            log.skip(e, split=our_split, index=i, image=image)
+            reasons[f"bad field {e.field!r}" if e.field else "bad record"] += 1
+            continue
+
+        def exclude(reason: str, detail: str, fld: str = "caption") -> None:
+            log.exclude(json_path, fld, reason, item=f"record #{i}", split=our_split, index=i, image=rec["image"],
+                        detail=detail)
+            reasons[reason] += 1
+
         try:
             sub = split_caption(rec["caption"], min_subfigures)
         except UnsplittableCaption as e:
-            skipped.append(_Skip(our_split, i, rec["image"], e.reason, e.detail))
+            exclude(e.reason, e.detail)
             continue
         context, truncated = "", False
         if setting != "ungrounded":
             context, truncated = truncate_context(rec[setting], max_context_chars)
             if not context:
-                skipped.append(_Skip(our_split, i, rec["image"], f"empty {setting}", f"setting {setting!r}"))
+                exclude(f"empty {setting}", f"setting {setting!r}", setting)
                 continue
         reference = format_answer_mmsci(sub.labels, sub.texts)
         if parse_segments(reference, sub.labels).texts != sub.texts:  # defensive: the parser's contract
-            skipped.append(_Skip(our_split, i, rec["image"], "reference does not parse", reference[:80]))
+            exclude("reference does not parse", reference[:80])
             continue
         image_rel = Path(rec["image"])
-        if image_rel.is_absolute() or ".." in image_rel.parts:
-            raise DataError(f"{json_path}: record #{i}: field 'image': bad file name {rec['image']!r}")
         where = f"{json_path}: record #{i}"
+        try:
+            if image_rel.stem in seen:
+                raise BadItem(json_path, "image", f"duplicate figure id {image_rel.stem!r}", item=f"record #{i}",
+                              message=f"{where}: field 'image': duplicate figure id {image_rel.stem!r} "
+                              f"(already in {seen[image_rel.stem]})")
+            image = _png(bench / mmsci_split / IMAGES_DIR / image_rel, where, max_image_side)
+        except DataError as e:
+            err = e if isinstance(e, BadItem) else BadItem(json_path, "image", str(e), item=f"record #{i}",
+                                                           message=f"{e}; field 'image'")
+            log.skip(err, split=our_split, index=i, image=rec["image"])
+            reasons["bad field 'image'"] += 1
+            continue
+        seen[image_rel.stem] = our_split
         rows.append({
             "id": image_rel.stem,
             "task": TASK.name,
-            "images": [_png(bench / mmsci_split / IMAGES_DIR / image_rel, where, max_image_side)],
+            "images": [image],
             "prompt": [{
                 "role": "user",
                 "content": [
@@ -370,28 +420,7 @@ def _split_rows(
                 context_chars=len(context), context_truncated=truncated,
             ),
         })
-    return rows, len(records), examined
-
-
-def _write_log(out: Path, summary: dict, skipped: list[_Skip]) -> Path:
-    """``build_log.jsonl`` in ``out``, written through a temporary file and a rename."""
-    lines = [json.dumps({"kind": "summary", **summary}, sort_keys=True)]
-    lines += [json.dumps({"kind": "skipped", **vars(s)}, sort_keys=True, ensure_ascii=False) for s in skipped]
-    fd, tmp = tempfile.mkstemp(prefix=".build_log.", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, out / BUILD_LOG)
-    return out / BUILD_LOG
-
-
-def read_build_log(out_dir: str | Path) -> tuple[dict, list[dict]]:
-    """``(summary, skipped records)`` from a built dataset's ``build_log.jsonl``.
-
-    Raises:
-        FileNotFoundError: no build log in ``out_dir``.
-    """
-    lines = [json.loads(x) for x in (Path(out_dir) / BUILD_LOG).read_text(encoding="utf-8").splitlines() if x]
-    return lines[0], lines[1:]
+    return rows, len(records), examined, reasons
 
 
 def build(
@@ -404,12 +433,15 @@ def build(
     max_context_chars: int = DEFAULT_MAX_CONTEXT_CHARS,
     max_image_side: int | None = None,
     min_subfigures: int = 2,
+    strict: bool = False,
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
 ) -> DatasetDict:
     """Build the MMSci sub-figure captioning DatasetDict (``train``/``test``) and save it atomically.
 
     Everything is built in memory first; ``out_dir`` is written (or replaced) only once the
     whole dataset exists, so on any error nothing is written. Unsplittable captions are
-    skipped, counted and logged (module docstring), never merged.
+    excluded, counted and logged (module docstring), never merged; bad records are skipped,
+    counted and logged.
 
     Args:
         source: MMSci's ``benchmark`` directory (or a directory holding it).
@@ -420,15 +452,18 @@ def build(
         max_context_chars: abstract / article text cut to this many characters.
         max_image_side: shrink figures whose longer side exceeds this (pixels); None keeps them.
         min_subfigures: fewest sub-figure labels for a usable caption.
+        strict: the first bad record raises its :class:`~segrl.tasks.build_log.BadItem`.
+        max_skip_fraction: fail when more than this fraction of the records is bad (0..1).
 
     Returns:
         The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``).
 
     Raises:
-        DataError: on bad input, naming the file (and record / field): no MMSci layout at
-            ``source``, a missing or malformed JSON file, a missing or ill-typed field, a
-            missing or unreadable image, a bad image name, a duplicate id, a split left with
-            no usable example.
+        BadItem: under ``strict``, the first bad record or file (a missing or malformed JSON
+            file, a missing or ill-typed field, a missing or unreadable image, a bad image name,
+            a duplicate id), naming the file, the record and the field.
+        TooManySkipped: more than ``max_skip_fraction`` of the records are bad.
+        DataError: no MMSci layout at ``source``; a split left with no usable example.
         ValueError: a bad option.
     """
     if setting not in SETTINGS:
@@ -443,42 +478,33 @@ def build(
         raise ValueError(f"min_subfigures must be >= 1, got {min_subfigures}")
     if max_context_chars < 1:
         raise ValueError(f"max_context_chars must be >= 1, got {max_context_chars}")
+    log = BuildLog(TASK.name, strict=strict, max_skip_fraction=max_skip_fraction, unit="record")
     bench = benchmark_dir(source)
-    skipped: list[_Skip] = []
     splits: dict[str, list[dict]] = {}
-    summary: dict = {"task": TASK.name, "task_version": TASK.version, "setting": setting, "splits": {}}
+    summary: dict = {"task_version": TASK.version, "setting": setting, "splits": {}}
+    seen: dict[str, str] = {}
+    empty: list[str] = []
     for ours, theirs in (("train", "train"), ("test", eval_split)):
-        rows, n, examined = _split_rows(
+        rows, n, examined, reasons = _split_rows(
             bench, theirs, ours, setting=setting, limit=limit, max_context_chars=max_context_chars,
-            max_image_side=max_image_side, min_subfigures=min_subfigures, skipped=skipped,
+            max_image_side=max_image_side, min_subfigures=min_subfigures, log=log, seen=seen,
         )
-        reasons = Counter(s.reason for s in skipped if s.split == ours)
         if not rows:
-            raise DataError(
-                f"{bench / theirs / DATA_FILE}: no usable figure "
-                f"({n} records; skipped: {dict(reasons) or 'none'})"
-            )
+            empty.append(f"{bench / theirs / DATA_FILE}: no usable figure ({n} records; skipped: {dict(reasons) or 'none'})")
         splits[ours] = rows
         summary["splits"][ours] = {
             "mmsci_split": theirs, "records": n, "examined": examined, "kept": len(rows),
             "skipped": sum(reasons.values()),
             "skipped_by_reason": dict(sorted(reasons.items())),
         }
-    seen: dict[str, str] = {}
-    for split, rows in splits.items():
-        for row in rows:
-            if row["id"] in seen:
-                raise DataError(
-                    f"{bench}: duplicate figure id {row['id']!r} "
-                    f"({seen[row['id']]} and {split}; field 'image')"
-                )
-            seen[row["id"]] = split
-    for s in skipped:
-        logger.info("mmsci: skipped %s record #%d (%s): %s %s", s.split, s.index, s.image, s.reason, s.detail)
+    log.check()
+    if empty:
+        raise DataError(empty[0])
+    for e in log.entries:
+        logger.info("mmsci: %s %s %s (%s): %s", e.kind, e.extra.get("split"), e.item, e.extra.get("image"), e.reason)
     ds = DatasetDict({name: Dataset.from_list(rows, features=FEATURES) for name, rows in splits.items()})
     splits.clear()
-    out = save_dataset_atomic(ds, out_dir)
-    _write_log(out, summary, skipped)
+    save_with_log(ds, out_dir, log, **summary)
     return ds
 
 

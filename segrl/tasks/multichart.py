@@ -86,6 +86,20 @@ sub-question stands alone when its siblings go to another example). Per group, w
 
 Without ``questions_per_answer`` the rows are exactly those of task version 1 (one row per group
 with all its segments), so the version is unchanged.
+
+Bad items (the policy shared by every builder, :mod:`segrl.tasks.build_log`; one item = one
+question): a question that cannot be parsed (a missing or ill-typed field, a preface that does
+not match the images, an image list that differs from the one most of the group's questions
+give, a duplicate id, sub-questions that cannot be matched to the answer's parts) is skipped
+alone; a group file that is missing, not JSON, not a list or empty is one skipped item; a
+missing or unreadable chart skips the group's questions. Each is listed in
+``build_log.jsonl`` with file, question, field and reason. One repair: a parallel question
+whose sub-question numbers are out of sequence (``1., 2., 2.``) while their count equals the
+answer's ``;``-separated parts is kept, its sub-questions taken in order (the numbers are
+not part of the prompt), and the repair is logged. The split is drawn on every group
+directory, bad ones included, so a skipped group moves no other group between train and test.
+In long form, a group with fewer than K segments is logged as *excluded* (by the rule above,
+not a bad item).
 """
 
 from __future__ import annotations
@@ -93,6 +107,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
@@ -107,8 +122,8 @@ from segrl.tasks.base import (
     load_rgb_image,
     make_meta,
     png_value,
-    save_dataset_atomic,
 )
+from segrl.tasks.build_log import DEFAULT_MAX_SKIP_FRACTION, BadItem, BuildLog, save_with_log
 
 GROUP_FILE = "chart-path_and_question-answer_pair.json"
 """Name of the per-group question file."""
@@ -215,42 +230,54 @@ def _where(path: Path, qid: object = None, fld: str | None = None) -> str:
     return s
 
 
-def _parse_question(q: object, idx: int, path: Path, n_images: int, keep_notes: bool) -> _Question:
+def _bad(path: Path, qid: object, fld: str | None, reason: str) -> BadItem:
+    """The :class:`BadItem` of question ``qid``'s field ``fld`` (message: ``<file>: question 'id': field 'f': reason``)."""
+    return BadItem(path, fld, reason, item=None if qid is None else f"question {qid!r}",
+                   message=f"{_where(path, qid, fld)}: {reason}")
+
+
+def _parse_question(q: object, idx: int, path: Path, n_images: int, keep_notes: bool,
+                    log: BuildLog | None = None) -> _Question:
+    """One question of a group file as its segments.
+
+    Raises:
+        BadItem: the question cannot be parsed (module docstring); the message names the file,
+            the question id and the field. Sub-questions numbered out of sequence whose count
+            equals the answer's parts are repaired instead (renumbered 1..n in order) and the
+            repair is recorded in ``log``.
+    """
     if not isinstance(q, dict):
-        raise DataError(f"{path}: question #{idx} is a {type(q).__name__}, expected an object")
+        raise BadItem(path, None, f"is a {type(q).__name__}, expected an object", item=f"question #{idx}",
+                      message=f"{path}: question #{idx} is a {type(q).__name__}, expected an object")
     for f in REQUIRED_FIELDS:
         if f not in q or q[f] is None:
-            raise DataError(f"{_where(path, q.get('id', f'#{idx}'), f)}: missing")
+            raise _bad(path, q.get("id", f"#{idx}"), f, "missing")
     qid = q["id"]
     if not isinstance(qid, str | int) or not str(qid).strip():
-        raise DataError(f"{_where(path, f'#{idx}', 'id')}: expected a non-empty string, got {qid!r}")
+        raise _bad(path, f"#{idx}", "id", f"expected a non-empty string, got {qid!r}")
     qid = str(qid)
     for f in ("question", "task", "type"):
         if not isinstance(q[f], str) or not q[f].strip():
-            raise DataError(f"{_where(path, qid, f)}: expected a non-empty string, got {q[f]!r}")
+            raise _bad(path, qid, f, f"expected a non-empty string, got {q[f]!r}")
     if q["type"] not in ANSWER_TYPES:
-        raise DataError(f"{_where(path, qid, 'type')}: {q['type']!r} is not one of {ANSWER_TYPES}")
+        raise _bad(path, qid, "type", f"{q['type']!r} is not one of {ANSWER_TYPES}")
     answer = q["answer"]
     if isinstance(answer, bool) or not isinstance(answer, str | int | float):
-        raise DataError(f"{_where(path, qid, 'answer')}: expected a string, got {answer!r}")
+        raise _bad(path, qid, "answer", f"expected a string, got {answer!r}")
     answer = " ".join(_fix_text(str(answer)).split())
     if not answer:
-        raise DataError(f"{_where(path, qid, 'answer')}: empty answer")
+        raise _bad(path, qid, "answer", "empty answer")
 
     text = _fix_text(q["question"])
     m = _PREFACE.match(text)
     if m:
         n_pref = m.group(1).count("<image>")
         if n_pref != n_images:
-            raise DataError(
-                f"{_where(path, qid, 'question')}: the preface introduces {n_pref} charts "
-                f"but the group has {n_images} images"
-            )
+            raise _bad(path, qid, "question",
+                       f"the preface introduces {n_pref} charts but the group has {n_images} images")
         text = text[m.end() :]
     if "<image>" in text:
-        raise DataError(
-            f"{_where(path, qid, 'question')}: unexpected '<image>' placeholder in the question text"
-        )
+        raise _bad(path, qid, "question", "unexpected '<image>' placeholder in the question text")
 
     parallel = q["task"].startswith(PARALLEL_PREFIX)
     multi_format: list[str] = []
@@ -275,18 +302,20 @@ def _parse_question(q: object, idx: int, path: Path, n_images: int, keep_notes: 
         body = text if keep_notes else _drop_notes(_tidy(text))
         body = _tidy(body + ("\n" + "\n".join(multi_format) if multi_format else ""))
         if not body:
-            raise DataError(
-                f"{_where(path, qid, 'question')}: no question text left after removing the preface"
-            )
+            raise _bad(path, qid, "question", "no question text left after removing the preface")
         return _Question(qid, q["task"], q["type"], [body], [answer], [q["type"]])
 
     items = list(_ITEM.finditer(text))
     numbers = [int(it.group(1)) for it in items]
+    answers = [a.strip() for a in re.split(r"[;\uff1b]", answer)]
     if not items or numbers != list(range(1, len(items) + 1)):
-        raise DataError(
-            f"{_where(path, qid, 'question')}: a parallel question needs sub-questions numbered 1..n "
-            f"at line starts, found {numbers}"
-        )
+        if not items or len(items) != len(answers):
+            raise _bad(path, qid, "question",
+                       f"a parallel question needs sub-questions numbered 1..n at line starts, found {numbers} "
+                       f"(and {len(answers)} sub-answers, so the numbering cannot be repaired)")
+        if log is not None:  # the count matches the answer's parts: the numbers are a typo
+            log.repair(path, "question", f"sub-questions numbered {numbers}; renumbered 1..{len(items)} in order "
+                       f"(the answer has {len(answers)} parts)", item=f"question {qid!r}")
     preamble = text[: items[0].start()].strip()
     subs = []
     for k, it in enumerate(items):
@@ -297,16 +326,13 @@ def _parse_question(q: object, idx: int, path: Path, n_images: int, keep_notes: 
         if not keep_notes:
             sub = _drop_notes(sub)
         if not sub:
-            raise DataError(f"{_where(path, qid, 'question')}: sub-question {k + 1} is empty")
+            raise _bad(path, qid, "question", f"sub-question {k + 1} is empty")
         subs.append(sub)
-    answers = [a.strip() for a in re.split(r"[;\uff1b]", answer)]
     if len(answers) != len(subs):
-        raise DataError(
-            f"{_where(path, qid, 'answer')}: {len(answers)} sub-answers in {answer!r} "
-            f"but {len(subs)} numbered sub-questions"
-        )
+        raise _bad(path, qid, "answer", f"{len(answers)} sub-answers in {answer!r} "
+                   f"but {len(subs)} numbered sub-questions")
     if any(not a for a in answers):
-        raise DataError(f"{_where(path, qid, 'answer')}: empty sub-answer in {answer!r}")
+        raise _bad(path, qid, "answer", f"empty sub-answer in {answer!r}")
     types = [
         "multiple-choice" if q["type"] == "multiple-choice" or len(_OPTION.findall(s)) >= 2 else q["type"]
         for s in subs
@@ -318,29 +344,35 @@ def _parse_question(q: object, idx: int, path: Path, n_images: int, keep_notes: 
 def _image_names(q: dict, path: Path, qid: str) -> list[str]:
     imgs = q.get("image")
     if not isinstance(imgs, list) or not imgs:
-        raise DataError(
-            f"{_where(path, qid, 'image')}: expected a non-empty list of image paths, got {imgs!r}"
-        )
+        raise _bad(path, qid, "image", f"expected a non-empty list of image paths, got {imgs!r}")
     names = []
     for p in imgs:
         name = PureWindowsPath(p).name if isinstance(p, str) else ""
         if name in ("", ".", ".."):
-            raise DataError(f"{_where(path, qid, 'image')}: bad image path {p!r}")
+            raise _bad(path, qid, "image", f"bad image path {p!r}")
         names.append(name)
     return names
 
 
 def _read_questions(json_path: Path) -> list:
+    """The group file's list of questions.
+
+    Raises:
+        BadItem: (field None: the whole file) missing, not UTF-8 JSON, not a list, or empty.
+    """
+    def bad(reason: str) -> BadItem:
+        return BadItem(json_path, None, reason, message=f"{json_path}: {reason}")
+
     if not json_path.is_file():
-        raise DataError(f"{json_path}: question file not found")
+        raise bad("question file not found")
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{json_path}: malformed JSON ({e})") from e
+        raise bad(f"malformed JSON ({e})") from e
     if not isinstance(data, list):
-        raise DataError(f"{json_path}: expected a list of questions, got {type(data).__name__}")
+        raise bad(f"expected a list of questions, got {type(data).__name__}")
     if not data:
-        raise DataError(f"{json_path}: the group has no questions")
+        raise bad("the group has no questions")
     return data
 
 
@@ -362,26 +394,60 @@ class _Group:
         ]
 
 
-def _read_group(group_dir: Path, keep_notes: bool) -> _Group:
+def _read_group(group_dir: Path, keep_notes: bool, log: BuildLog) -> _Group | None:
+    """One chart group with its good questions, or None when nothing of it is usable.
+
+    Bad input is handed to ``log`` (module docstring, "Bad items"): an unreadable group file is
+    one skipped item; a bad question is skipped alone; a question whose image list differs from
+    the one most questions give (ties: the first) is skipped; a missing or unreadable chart skips
+    the group's good questions with it.
+
+    Raises:
+        BadItem: under ``log.strict``, the first bad item.
+    """
     json_path = group_dir / GROUP_FILE
-    raw = _read_questions(json_path)
-    first = raw[0] if isinstance(raw[0], dict) else {}
-    image_names = _image_names(first, json_path, str(first.get("id", "#0")))
+    try:
+        raw = _read_questions(json_path)
+    except BadItem as e:
+        log.count()
+        log.skip(e)
+        return None
+    log.count(len(raw))
+    lists: dict[int, list[str]] = {}  # question index -> its image names (when readable)
+    for i, q in enumerate(raw):
+        if isinstance(q, dict):
+            try:
+                lists[i] = _image_names(q, json_path, str(q.get("id", f"#{i}")))
+            except BadItem:
+                pass  # skipped below, with the question
+    image_names = list(Counter(tuple(v) for v in lists.values()).most_common(1)[0][0]) if lists else None
     questions: list[_Question] = []
     seen: set[str] = set()
     for i, q in enumerate(raw):
-        qid = str(q.get("id", f"#{i}")) if isinstance(q, dict) else f"#{i}"
-        if isinstance(q, dict) and _image_names(q, json_path, qid) != image_names:
-            raise DataError(
-                f"{_where(json_path, qid, 'image')}: lists {_image_names(q, json_path, qid)} "
-                f"but the group's first question lists {image_names}"
-            )
-        parsed = _parse_question(q, i, json_path, len(image_names), keep_notes)
-        if parsed.qid in seen:
-            raise DataError(f"{_where(json_path, parsed.qid, 'id')}: duplicate question id")
+        try:
+            qid = str(q.get("id", f"#{i}")) if isinstance(q, dict) else f"#{i}"
+            if isinstance(q, dict):
+                names = lists.get(i) or _image_names(q, json_path, qid)
+                if names != image_names:
+                    raise _bad(json_path, qid, "image",
+                               f"lists {names} but the group's other questions list {image_names}")
+            parsed = _parse_question(q, i, json_path, len(image_names or ()), keep_notes, log)
+            if parsed.qid in seen:
+                raise _bad(json_path, parsed.qid, "id", "duplicate question id")
+        except BadItem as e:
+            log.skip(e)
+            continue
         seen.add(parsed.qid)
         questions.append(parsed)
-    images = [load_rgb_image(group_dir / name, str(json_path)) for name in image_names]
+    if not questions:
+        return None
+    try:
+        images = [load_rgb_image(group_dir / name, str(json_path)) for name in image_names]
+    except DataError as e:
+        log.skip(BadItem(json_path, "image", str(e), item=f"group {group_dir.name!r}",
+                         message=f"{e} (field 'image'; group {group_dir.name!r}: its {len(questions)} "
+                         f"questions skipped)"), n=len(questions))
+        return None
     return _Group(group_dir, image_names, images, questions)
 
 
@@ -523,6 +589,8 @@ def build(
     keep_notes: bool = True,
     questions_per_answer: int | None = None,
     stats: dict | None = None,
+    strict: bool = False,
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
 ) -> DatasetDict:
     """Build the MultiChartQA DatasetDict (``train``/``test``) and save it atomically to ``out_dir``.
 
@@ -539,19 +607,25 @@ def build(
         stats: if given, filled with counts: ``groups``, ``examples``, ``segments`` (per split and
             in all), and for a long-form build ``groups_skipped`` (fewer than K segments) and
             ``segments_left_out`` (the ``n % K`` remainders).
+        strict: the first bad item raises its :class:`~segrl.tasks.build_log.BadItem` instead
+            of being skipped (module docstring, "Bad items").
+        max_skip_fraction: fail when more than this fraction of the questions is bad (0..1).
 
     Returns:
-        The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``).
+        The DatasetDict that was written (rows as in the module docstring, features ``FEATURES``),
+        with ``build_log.jsonl`` beside it.
 
     Raises:
-        DataError: on bad input, naming the file (and question id / field): missing source or
-            fewer than 2 groups, missing or malformed JSON, a group without questions, a missing or
-            ill-typed field, image lists that differ between questions, a missing or unreadable
-            image, a preface that does not match the images, parallel sub-questions not numbered
-            1..n or whose count differs from the sub-answers; a long-form split left without any
-            group of K segments. Nothing is written then.
+        BadItem: under ``strict``, the first bad item (a missing or malformed group file, a
+            group without questions, a missing or ill-typed field, an image list that differs from
+            the group's, a missing or unreadable image, a preface that does not match the images,
+            parallel sub-questions not numbered 1..n whose count differs from the sub-answers),
+            naming the file, the question id and the field.
+        TooManySkipped: more than ``max_skip_fraction`` of the questions are bad.
+        DataError: a missing source, fewer than 2 groups, a split left without any example
+            (every group of it bad, or in long form none with K segments). Nothing is written then.
         ValueError: on a bad option (``test_fraction`` outside [0, 1], ``limit`` < 2,
-            ``questions_per_answer`` < 1).
+            ``questions_per_answer`` < 1, ``max_skip_fraction`` outside [0, 1]).
     """
     if not 0.0 <= float(test_fraction) <= 1.0:
         raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
@@ -559,6 +633,7 @@ def build(
         raise ValueError(f"limit must be >= 2 (one train and one test group) or None, got {limit}")
     if questions_per_answer is not None and int(questions_per_answer) < 1:
         raise ValueError(f"questions_per_answer must be >= 1 or None, got {questions_per_answer}")
+    log = BuildLog(TASK.name, strict=strict, max_skip_fraction=max_skip_fraction, unit="question")
     src = Path(source).resolve()
     dirs = _group_dirs(src)
     if len(dirs) < 2:
@@ -567,12 +642,20 @@ def build(
         )
     if limit is not None:
         dirs = dirs[: int(limit)]
-    groups = {d.name: _read_group(d, keep_notes) for d in dirs}
-    train, test = split_groups(list(groups), seed, test_fraction)  # by group, the same for every K
+    read = {d.name: _read_group(d, keep_notes, log) for d in dirs}
+    log.check()
+    groups = {name: g for name, g in read.items() if g is not None}
+    # split on every group directory, bad ones included: a skipped group moves no other group
+    train, test = split_groups(list(read), seed, test_fraction)  # by group, the same for every K
     K = None if questions_per_answer is None else int(questions_per_answer)
-    counts: dict = {"groups": len(groups), "groups_skipped": 0, "segments_left_out": 0}
+    counts: dict = {"groups": len(groups), "groups_bad": len(read) - len(groups), "groups_skipped": 0,
+                    "segments_left_out": 0}
     splits: dict[str, list[dict]] = {}
-    for split, names in (("train", train), ("test", test)):
+    for split, all_names in (("train", train), ("test", test)):
+        names = [n for n in all_names if n in groups]
+        if not names:
+            raise DataError(f"{src}: no {split} example: all {len(all_names)} {split} groups are bad "
+                            f"({log.first_errors()})")
         rows: list[dict] = []
         for name in names:
             g = groups[name]
@@ -581,6 +664,9 @@ def build(
                 continue
             n = len(g.segments())
             chunks = long_form_chunks(n, K, random.Random(f"{seed}:{name}"))
+            if not chunks:
+                log.exclude(g.dir / GROUP_FILE, None, f"{n} (sub-)questions, fewer than K={K}",
+                            item=f"group {name!r}", n=len(g.questions))
             counts["groups_skipped"] += not chunks
             counts["segments_left_out"] += n - K * len(chunks)
             if len(chunks) > 1:  # encode the group's charts once, not once per row (PNG encoding dominates)
@@ -603,7 +689,9 @@ def build(
     ds = DatasetDict({s: Dataset.from_list(rows, features=FEATURES) for s, rows in splits.items()})
     splits.clear()
     groups.clear()
-    save_dataset_atomic(ds, out_dir)
+    save_with_log(ds, out_dir, log, counts=counts, options={
+        "seed": seed, "test_fraction": test_fraction, "limit": limit, "keep_notes": keep_notes,
+        "questions_per_answer": questions_per_answer})
     if stats is not None:
         stats.update(counts)
     return ds
