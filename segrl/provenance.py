@@ -6,6 +6,12 @@ The record has a fixed schema, :data:`RUN_JSON_SCHEMA` (version :data:`RUN_JSON_
 (``algo``, ``model``, ``summary`` ...) next to the required ones. The idea follows lm-eval's
 ``result_schema.py`` and cleanrl's benchmark records: every number names its commit, config,
 seed, task version and data.
+
+A training run also records ``trainer_args``: the resolved trainer arguments it actually ran
+with (every field of its TRL/segrl config class after defaults and validation,
+:func:`trainer_arguments`), so readers (reports, sweeps, staleness checks) take a value from
+the run itself instead of guessing it from the YAML section plus today's code defaults. Read
+records with :func:`read_run_json` and values with :func:`trainer_argument`.
 """
 
 from __future__ import annotations
@@ -227,3 +233,73 @@ def write_run_json(
     tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def trainer_arguments(args: Any) -> dict[str, Any]:
+    """The resolved trainer arguments of a run as plain JSON values, for ``run.json``'s ``trainer_args``.
+
+    Args:
+        args: the trainer config the run used: a ``transformers.TrainingArguments`` subclass (TRL's
+            ``GRPOConfig``, segrl's ``SegmentGRPOConfig`` ...; its ``to_dict()``, which masks tokens),
+            or any dataclass.
+
+    Returns:
+        ``{field: value}`` with every value JSON-native (enums by value, other objects as ``str``).
+
+    Raises:
+        TypeError: ``args`` is neither a ``TrainingArguments`` nor a dataclass.
+    """
+    import dataclasses
+
+    if hasattr(args, "to_dict"):
+        values = args.to_dict()
+    elif dataclasses.is_dataclass(args) and not isinstance(args, type):
+        values = dataclasses.asdict(args)
+    else:
+        raise TypeError(f"trainer_arguments: expected TrainingArguments or a dataclass, got {type(args).__name__}")
+    return json.loads(json.dumps(values, default=str))
+
+
+def read_run_json(path: str | Path) -> dict[str, Any]:
+    """The record of ``path`` (a run directory or its ``run.json``).
+
+    Raises:
+        FileNotFoundError: no ``run.json`` there.
+        ValueError: the file is not a JSON object (naming the file).
+    """
+    p = Path(path)
+    if p.is_dir() or p.name != "run.json":
+        p = p / "run.json"
+    if not p.exists():
+        raise FileNotFoundError(f"{p} not found")
+    try:
+        record = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {p}: {e}") from e
+    if not isinstance(record, dict):
+        raise ValueError(f"{p}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+_MISSING = object()
+
+
+def trainer_argument(record: dict[str, Any], name: str, default: Any = _MISSING) -> Any:
+    """The value of trainer argument ``name`` a run used: its ``trainer_args`` (resolved, recorded
+    since the trainer wrote them), else its ``config.train`` section (what the YAML / ``--set`` gave).
+
+    Raises:
+        KeyError: neither has ``name`` and no ``default`` is given; the message says the run
+            predates ``trainer_args`` (re-run it, or set the value explicitly in its config).
+    """
+    resolved = record.get("trainer_args")
+    if isinstance(resolved, dict) and name in resolved:
+        return resolved[name]
+    train = (record.get("config") or {}).get("train") or {}
+    if name in train:
+        return train[name]
+    if default is not _MISSING:
+        return default
+    where = "has no trainer_args (written before they were recorded)" if not isinstance(resolved, dict) \
+        else "records no such trainer argument"
+    raise KeyError(f"run.json {where} and its config.train does not set {name!r}")

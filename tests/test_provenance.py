@@ -20,6 +20,9 @@ from segrl.provenance import (
     RUN_JSON_VERSION,
     dataset_fingerprint,
     now,
+    read_run_json,
+    trainer_argument,
+    trainer_arguments,
     validate_run_json,
     write_run_json,
 )
@@ -230,3 +233,39 @@ def test_collect_refuses_mixed_runs_unless_allowed(tmp_path, other, col):
 def test_collect_missing_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="no eval run"):
         collect([tmp_path / "nothing"])
+
+
+# ------------------------------------------------------------------------------ resolved trainer arguments
+
+
+def test_trainer_arguments_are_the_resolved_config(tmp_path):
+    from segrl.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "docci_cpu.yaml",
+                      ["train.algo=blend", f"output_dir={tmp_path}"])
+    assert "alpha" not in cfg.train  # the YAML leaves alpha to the code default
+    args = cfg.grpo_config()
+    resolved = trainer_arguments(args)
+    assert resolved["alpha"] == args.alpha and resolved["learning_rate"] == 2e-4 and resolved["algo"] == "blend"
+    assert resolved["report_to"] == ["tensorboard"] and json.loads(json.dumps(resolved)) == resolved
+    write_run_json(tmp_path / "run", **good_fields(), trainer_args=resolved)
+    back = read_run_json(tmp_path / "run")
+    assert back["trainer_args"] == resolved and trainer_argument(back, "alpha") == args.alpha
+    assert read_run_json(tmp_path / "run" / "run.json") == back
+
+
+def test_trainer_argument_falls_back_to_the_config_then_refuses(tmp_path):
+    assert trainer_argument({"trainer_args": {"alpha": 0.25}, "config": {"train": {"alpha": 0.9}}}, "alpha") == 0.25
+    assert trainer_argument({"config": {"train": {"alpha": 0.9}}}, "alpha") == 0.9
+    assert trainer_argument({"config": None}, "alpha", default=None) is None
+    with pytest.raises(KeyError, match="has no trainer_args .* does not set 'alpha'"):
+        trainer_argument({"config": {"train": {}}}, "alpha")
+    with pytest.raises(KeyError, match="records no such trainer argument"):
+        trainer_argument({"trainer_args": {}}, "alpha")
+    with pytest.raises(TypeError, match="expected TrainingArguments or a dataclass"):
+        trainer_arguments({"alpha": 1})
+    with pytest.raises(FileNotFoundError):
+        read_run_json(tmp_path)
+    (tmp_path / "run.json").write_text("[1]")
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        read_run_json(tmp_path)

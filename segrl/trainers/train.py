@@ -9,7 +9,7 @@ from pathlib import Path
 from datasets import load_from_disk
 
 from segrl.config import ExperimentConfig, config_to_dict
-from segrl.provenance import dataset_fingerprint, now, write_run_json
+from segrl.provenance import dataset_fingerprint, now, trainer_arguments, write_run_json
 from segrl.rewards import make_segment_reward
 from segrl.tasks import TASKS
 from segrl.tasks.base import downscale_images
@@ -86,6 +86,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
         algo=args.algo,
         model=name,
         config=config_to_dict(cfg),
+        trainer_args=trainer_arguments(args),  # the resolved TRL/segrl arguments actually used
         seed=args.seed,
         world_size=args.world_size,
         data={"path": str(data_path), "fingerprint": dataset_fingerprint(data_path)},
