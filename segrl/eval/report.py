@@ -88,15 +88,50 @@ def collect(paths: list[str | Path], *, allow_mixed: bool = False) -> pd.DataFra
     return df
 
 
-def write(df: pd.DataFrame, out_dir: str | Path, *, title: str, command: str) -> tuple[Path, Path]:
-    """Write ``table.md`` (with the command that made it) and ``table.csv`` under ``out_dir``."""
+def write_report(out_dir: str | Path, *, title: str, body: list[str], table: pd.DataFrame,
+                 runs: pd.DataFrame | None = None) -> dict[str, Path]:
+    """The one writer of every report: ``table.md`` (``# title`` then ``body``, markdown lines),
+    ``table.csv`` (``table``, its columns starting with ``_`` left out) and, when given,
+    ``runs.csv`` (one row per run). Returns the paths by name (``md``, ``csv``, ``runs``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv = out / "table.csv"
-    md = out / "table.md"
-    df.to_csv(csv, index=False)
-    md.write_text(f"# {title}\n\nMade by: `{command}`\n\n" + df.to_markdown(index=False) + "\n")
-    return md, csv
+    shown = table[[c for c in table.columns if not str(c).startswith("_")]] if not table.empty else table
+    shown.to_csv(out / "table.csv", index=False)
+    files = {"md": out / "table.md", "csv": out / "table.csv"}
+    if runs is not None:
+        runs.to_csv(out / "runs.csv", index=False)
+        files["runs"] = out / "runs.csv"
+    (out / "table.md").write_text("\n".join([f"# {title}", "", *body]).rstrip("\n") + "\n")
+    return files
+
+
+def write(df: pd.DataFrame, out_dir: str | Path, *, title: str, command: str,
+          runs: list[str | Path] | None = None) -> dict[str, Path]:
+    """Write the per-run table (:func:`write_report`: ``table.md`` with the command that made it,
+    ``table.csv``) and, when the trained models of ``runs`` logged training, ``curves.png``: the
+    training reward against step per algorithm (mean and 95 % CI over the runs of an algorithm,
+    the SFT start dashed; :mod:`segrl.eval.curves`)."""
+    body = [f"Made by: `{command}`", "", df.to_markdown(index=False), ""]
+    curves = {}
+    if runs:
+        from segrl.eval.curves import band, plot_curves, read_curve, start_value
+
+        by_algo: dict[str, list] = {}
+        for d in find_eval_dirs(runs):
+            model = Path(_read_json(d / "metrics.json")["model"])
+            if (model / "train_log.jsonl").exists() and (model / "run.json").exists():
+                c = read_curve(model, "reward")
+                if not c.empty:
+                    by_algo.setdefault(_read_json(model / "run.json").get("algo", "?"), []).append(c)
+        if by_algo:
+            bands = {a: band(cs, smooth=5) for a, cs in sorted(by_algo.items())}
+            png = plot_curves({"all": bands}, Path(out_dir) / "curves.png", title=title,
+                              starts={"all": start_value(bands)})
+            curves["curves"] = png
+            body += ["![training reward against step, per algorithm](curves.png)", "",
+                     "Training reward per logged step (each run smoothed over 5 logged steps); the dashed line is "
+                     "the SFT start (the first step's rollouts come from the SFT policy).", ""]
+    return {**write_report(out_dir, title=title, body=body, table=df), **curves}
 
 
 def show(df: pd.DataFrame, title: str, console: Console | None = None) -> None:

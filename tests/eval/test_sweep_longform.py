@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from segrl.cli import app
-from segrl.eval.sweep import collect_longform, gather_pairs, summarize, train_log_means, write_longform_sweep
+from segrl.eval.sweep import collect_longform, gather_pairs, summarize, train_log_means
+from segrl.eval.tables import load_spec, make_table
 
 EVALS = {"eval": {"accuracy": "accuracy"}, "eval-real": {"real_accuracy": "accuracy"}}
 CREDIT = {"misattributed": "credit/misattributed_token_frac", "corr": "credit/corr_rollout_segment_adv"}
@@ -31,8 +32,9 @@ def fake_model(root, algo, K, seed, acc, real=None, credit=(), metric="accuracy"
         fake_eval(model / "eval-real", model, "multichart", K, {"accuracy": real}, n=4)
     (model / "run.json").write_text(json.dumps({"algo": algo, "seed": seed}))
     lines = []
+    credit = credit or [None]
     for step, c in enumerate(credit, 1):
-        rec = {"loss": 0.0, "step": step}
+        rec = {"loss": 0.0, "step": step, "reward": 0.1 * step}
         if c is not None:
             rec.update({"credit/misattributed_token_frac": c[0], "credit/corr_rollout_segment_adv": c[1]})
         lines.append(json.dumps(rec))
@@ -73,10 +75,10 @@ def test_collect_longform_one_row_per_model(table2):
     k8 = df[df.K == 8]
     assert k8["real_accuracy"].isna().all() and sorted(k8.algo) == ["grpo", "sd_grpo"]
     table = summarize(df, ["accuracy", "real_accuracy", "misattributed"]).set_index("algo")
-    # grpo K=2 accuracy: mean(0.5, 0.7) = 0.6, sample std 0.1414; misattributed: mean(0.3, 0.4)
-    assert table.loc["grpo", "K=2 accuracy"] == "0.6000 ± 0.1414 (2)"
-    assert table.loc["grpo", "K=2 misattributed"] == "0.3500 ± 0.0707 (2)"
-    assert table.loc["sd_grpo", "K=2 misattributed"] == "0.0000 ± 0.0000 (2)"
+    # grpo K=2 accuracy: mean(0.5, 0.7) = 0.6, sem 0.1, t_{0.975,1} = 12.706205; misattributed: mean(0.3, 0.4)
+    assert table.loc["grpo", "K=2 accuracy"] == "0.6000 [-0.6706, 1.8706] (n=2†)"
+    assert table.loc["grpo", "K=2 misattributed"] == "0.3500 [-0.2853, 0.9853] (n=2†)"
+    assert table.loc["sd_grpo", "K=2 misattributed"] == "0.0000 [0.0000, 0.0000] (n=2†)"
     assert table.loc["grpo", "K=8 real_accuracy"] == ""  # no real-sample eval at K=8: left empty, not NaN
     assert table.loc["sd_grpo", "K=8 misattributed"] == ""
 
@@ -94,16 +96,14 @@ def test_collect_longform_refuses_mismatched_k_and_missing_primary(table2):
         collect_longform([table2], EVALS, CREDIT)
 
 
-def test_write_longform_files(table2, tmp_path):
-    df = collect_longform([table2], EVALS, CREDIT)
-    files = write_longform_sweep(df, ["accuracy", "real_accuracy", "misattributed"], tmp_path / "out", title="t",
-                                 command="segrl report table2", gain_metrics=["accuracy"], notes=["a note"])
+def test_table2_files(table2, tmp_path):
+    files = make_table(load_spec("table2"), [str(table2)], tmp_path / "out", command="segrl report table2")
     md = files["md"].read_text()
-    # paired sd_grpo - grpo accuracy at K=2: seeds 0 and 1 -> +0.1, +0.2
-    assert "| accuracy | 2 | +0.1500 ± 0.0707 | 2 |" in md
-    assert "![accuracy and credit diagnostics against K](vs_k.png)" in md and "- a note" in md
-    assert files["png"].name == "vs_k.png" and files["png"].stat().st_size > 5000
-    assert (tmp_path / "out" / "gain.png").exists()
+    # paired sd_grpo - grpo accuracy at K=2: seeds 0 and 1 -> +0.1, +0.2: mean 0.15, sem 0.05
+    assert "| sd_grpo − grpo | accuracy | 2 | +0.1500 [-0.4853, 0.7853] (n=2†) |  |" in md
+    assert "![metrics and credit diagnostics against K](vs_k.png)" in md and "- accuracy: per-question" in md
+    assert files["vs_k.png"].stat().st_size > 5000 and files["gain.png"].exists()
+    assert files["curves.png"].stat().st_size > 5000  # reward 0.1 * step in every training log
     assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == 8
 
 
@@ -118,13 +118,14 @@ def test_gather_pairs_by_hand(table2, tmp_path):
     pairs = [("sd_dr_grpo", "dr_grpo"), ("sd_grpo", "grpo")]
     out = gather_pairs(frames, {"table1": ["cider_d"], "table2": ["accuracy"]}, pairs).set_index(["table", "K"])
     r = out.loc[("table1", 4)]
-    assert r["dr_grpo"] == "0.1500 ± 0.0707 (2)" and r["sd_dr_grpo"] == "0.2500 ± 0.0707 (2)"
-    # paired by seed: +0.2 and 0.0 -> mean 0.1, std 0.1414
-    assert r["sd_dr_grpo − dr_grpo"] == "+0.1000 ± 0.1414 (2)" and r["_gain_sd_dr_grpo"] == pytest.approx(0.1)
-    assert r["grpo"] == "0.5000 ± 0.0000 (1)" and r["sd_grpo"] == "" and r["sd_grpo − grpo"] == ""
+    # dr_grpo 0.1, 0.2: mean 0.15, sem 0.05, t_{0.975,1} = 12.706205
+    assert r["dr_grpo"] == "0.1500 [-0.4853, 0.7853] (n=2†)" and r["sd_dr_grpo"] == "0.2500 [-0.3853, 0.8853] (n=2†)"
+    # paired by seed: +0.2 and 0.0 -> mean 0.1, sem 0.1
+    assert r["sd_dr_grpo − dr_grpo"] == "+0.1000 [-1.1706, 1.3706] (n=2†)" and r["_gain_sd_dr_grpo"] == pytest.approx(0.1)
+    assert r["grpo"] == "0.5000 (n=1†, no CI)" and r["sd_grpo"] == "" and r["sd_grpo − grpo"] == ""
     r2 = out.loc[("table2", 2)]
-    assert r2["sd_dr_grpo − dr_grpo"] == "+0.1500 ± 0.0000 (1)"  # 0.55 - 0.40, seed 0
-    assert r2["sd_grpo − grpo"] == "+0.1500 ± 0.0707 (2)"
+    assert r2["sd_dr_grpo − dr_grpo"] == "+0.1500 (n=1†, no CI)"  # 0.55 - 0.40, seed 0
+    assert r2["sd_grpo − grpo"] == "+0.1500 [-0.4853, 0.7853] (n=2†)"
 
 
 def test_report_table2_and_table4_cli(table2, tmp_path, monkeypatch):
@@ -141,6 +142,6 @@ def test_report_table2_and_table4_cli(table2, tmp_path, monkeypatch):
     rows = [line for line in md.splitlines() if line.startswith("| table2")]
     assert len(rows) == 3  # accuracy at K=2 and 8, real_accuracy at K=2 (none at K=8)
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert cells[2:4] == ["accuracy", "2"] and cells[6] == "+0.1500 ± 0.0000 (1)"
+    assert cells[2:4] == ["accuracy", "2"] and cells[6] == "+0.1500 (n=1†, no CI)"
     assert (tmp_path / "results/table4/gain.png").stat().st_size > 5000
     assert runner.invoke(app, ["report", "table4", "runs/x"]).exit_code == 2

@@ -1,27 +1,26 @@
 """Method-comparison tables (SAPO, SRPO, Dr. Seg): rows = experiment arm, paired gains by seed."""
 
 import pandas as pd
+from runs import sft_eval, trained
 
-from segrl.eval.sweep import write_methods
+from segrl.eval.tables import load_spec, make_table
 
 
-def frame():
-    rows = []
+def test_methods_table_gains_gate_and_plot(tmp_path):
+    root = tmp_path / "runs" / "drseg"
+    sft_eval(root / "sft" / "eval", 2, {"giou": 0.2, "count_accuracy": 0.5, "iou": 0.1}, task="grounding")
     for arm, base in (("drseg", 0.5), ("vision_reasoner", 0.3)):
         for seed, noise in ((0, 0.0), (1, 0.1)):
-            rows.append({"algo": arm, "arm": arm, "seed": seed, "K": 2, "alpha": None, "task": "grounding v1",
-                         "data": "f", "commit": "abc", "run": f"runs/{arm}/seed{seed}", "giou": base + noise})
-    return pd.DataFrame(rows)
-
-
-def test_write_methods_table_gains_and_plot(tmp_path):
-    files = write_methods(frame(), ["giou"], tmp_path, title="t", command="segrl report drseg",
-                          pairs=[("drseg", "vision_reasoner")], notes=["a note"])
+            trained(root / arm / f"seed{seed}", "drseg", seed, 2,
+                    {"giou": base + noise, "count_accuracy": 0.5, "iou": 0.1}, task="grounding")
+    files = make_table(load_spec("drseg"), [str(root)], tmp_path / "out", command="segrl report drseg")
     table = pd.read_csv(files["csv"])
-    assert list(table["arm"]) == ["drseg", "vision_reasoner"]
-    # drseg: 0.5, 0.6 -> mean 0.55, sample std 0.0707; vision_reasoner: 0.3, 0.4 -> 0.35
-    assert table.loc[0, "K=2 giou"] == "0.5500 ± 0.0707 (2)"
-    assert table.loc[1, "K=2 giou"] == "0.3500 ± 0.0707 (2)"
+    assert list(table["arm"]) == ["(init)", "drseg", "vision_reasoner"]
+    # drseg: 0.5, 0.6 -> mean 0.55, sem 0.05, t_{0.975,1} = 12.706205
+    assert table.loc[1, "K=2 giou"] == "0.5500 [-0.0853, 1.1853] (n=2†)"
     md = files["md"].read_text()
-    assert "| drseg − vision_reasoner | giou | +0.2000 ± 0.0000 | 2 |" in md  # paired by seed: 0.2 both times
-    assert "- a note" in md and files["png"].stat().st_size > 1000
+    assert "| drseg − vision_reasoner | giou | 2 | +0.2000 [0.2000, 0.2000] (n=2†) |  |" in md  # 0.2 both seeds
+    # the gate's baseline here is vision_reasoner: 0.3, 0.4 over the SFT start 0.2 -> +0.15 [-0.4853, 0.7853]
+    assert "(vision_reasoner − its SFT start, giou, paired per K): K=2 +0.1500 [-0.4853, 0.7853] (n=2†)" in md
+    assert "Gate **failed**" in md and "**Verdict: uninformative**" in md
+    assert "- giou: mean per-image IoU" in md and files["methods.png"].stat().st_size > 1000

@@ -1,0 +1,183 @@
+"""Report tables from their YAML specs on synthetic run directories: CIs, paired gains, the slope in
+K, the baseline-learns gate, learning curves, verdicts; every preset in configs/reports/ produces its table."""
+
+import math
+
+import pandas as pd
+import pytest
+from runs import sft_eval, trained
+from typer.testing import CliRunner
+
+from segrl.cli import app
+from segrl.eval.tables import SPECS_DIR, SpecError, load_spec, make_table, spec_from_dict, spec_names
+
+D = [-0.02, -0.01, 0.0, 0.01, 0.02]  # per-seed offsets of the gain: mean 0, sample std 0.0158114
+
+
+def table1_runs(root, sft_score=0.30, seeds=5):
+    """runs/table1/k{K}/{algo}/seed{s}: grpo scores 0.40 + 0.01 s at every K (its SFT start: ``sft_score``);
+    sd_grpo = grpo + 0.1 log2 K + D[s] (K = 1: the identity, gain exactly 0)."""
+    for K in (1, 2, 4):
+        sft_eval(root / f"k{K}" / "sft" / "eval", K, {"cider_d": sft_score, "bleu4": 0.1, "meteor": 0.1})
+        for s in range(seeds):
+            g = 0.40 + 0.01 * s
+            sd = g + (0.1 * math.log2(K) + D[s] if K > 1 else 0.0)
+            trained(root / f"k{K}" / "grpo" / f"seed{s}", "grpo", s, K, {"cider_d": g, "bleu4": 0.1, "meteor": 0.1},
+                    curve=[0.30, 0.32, 0.34, 0.36, 0.38, 0.40 + 0.01 * s])
+            trained(root / f"k{K}" / "sd_grpo" / f"seed{s}", "sd_grpo", s, K,
+                    {"cider_d": sd, "bleu4": 0.1, "meteor": 0.1}, curve=[0.30, 0.40, 0.50, 0.60, 0.60, 0.60])
+    return root
+
+
+def test_table1_gain_slope_gate_and_verdict(tmp_path):
+    runs = table1_runs(tmp_path / "runs" / "table1")
+    spec = load_spec("table1")
+    files = make_table(spec, [str(runs)], tmp_path / "out", command="segrl report table1")
+    md = files["md"].read_text()
+    # paired gain at K=2: mean 0.1, sem 0.0070711, t_{0.975,4} = 2.776445 -> half width 0.019632
+    assert "| sd_grpo − grpo | cider_d | 2 | +0.1000 [0.0804, 0.1196] (n=5) |  |" in md
+    assert "| sd_grpo − grpo | cider_d | 1 | +0.0000 [0.0000, 0.0000] (n=5) |  |" in md  # the identity check
+    # slope against log2 K over 15 (K, seed) points: exactly 0.1 per doubling; residual SS = 2 * 0.001
+    # (K = 1 has no offset), Sxx = 10 -> stderr sqrt(0.002 / 13 / 10) = 0.0039223, t_{0.975,13} = 2.160369
+    assert "| sd_grpo − grpo | cider_d | +0.1000 [0.0915, 0.1085] (n=15) |" in md
+    # gate: grpo - SFT start = 0.10 + 0.01 s: mean 0.12, same spread as D -> [0.1004, 0.1396]
+    assert "K=1 +0.1200 [0.1004, 0.1396] (n=5)" in md and "Gate **passed**" in md
+    assert "**Verdict: reproduced** (the CI of the effect lies above 0)" in md
+    # means: grpo at K=4 = 0.40 + 0.01 s -> 0.42 [0.4004, 0.4396]; SFT start row (n=1, flagged, no CI)
+    table = pd.read_csv(files["csv"]).set_index("algo")
+    assert table.loc["grpo", "K=4 cider_d"] == "0.4200 [0.4004, 0.4396] (n=5)"
+    assert table.loc["(init)", "K=4 cider_d"] == "0.3000 (n=1†, no CI)"
+    assert len(pd.read_csv(files["runs"])) == 2 * 5 * 3 + 3
+    assert files["curves.png"].stat().st_size > 10_000 and files["gain.png"].stat().st_size > 10_000
+    eff = [line for line in md.splitlines() if line.startswith("| 4 | ")]
+    # seed-mean curves smoothed over 5 steps: sd_grpo .30 .35 .40 .45 .48 .54 (final 0.54, the best);
+    # grpo .30 .31 .32 .33 .34 .364; target 0.30 + 0.5 (0.54 - 0.30) = 0.42: sd_grpo at step 4, grpo never
+    assert eff == ["| 4 | grpo | 0.3000 | 0.5400 | not reached |", "| 4 | sd_grpo | 0.3000 | 0.5400 | 4 |"]
+
+
+def test_gate_failure_makes_the_table_uninformative(tmp_path):
+    runs = table1_runs(tmp_path / "runs" / "table1", sft_score=0.45)  # grpo (0.40-0.44) is below its SFT start
+    md = make_table(load_spec("table1"), [str(runs)], tmp_path / "out", command="c")["md"].read_text()
+    assert "Gate **failed**: this table is **uninformative**" in md
+    assert "**Verdict: uninformative** (the baseline-learns gate failed" in md
+    # no SFT-start eval at all: the gate cannot be computed, the table says so
+    for K in (1, 2, 4):
+        for f in (runs / f"k{K}" / "sft" / "eval").iterdir():
+            f.unlink()
+        (runs / f"k{K}" / "sft" / "eval").rmdir()
+    md = make_table(load_spec("table1"), [str(runs)], tmp_path / "out2", command="c")["md"].read_text()
+    assert "Gate **not computable**" in md and "**Verdict: uninformative** (the baseline-learns gate could not" in md
+
+
+def test_unpaired_and_thin_cells_are_flagged(tmp_path):
+    runs = table1_runs(tmp_path / "runs" / "table1", seeds=3)
+    trained(runs / "k2" / "sd_grpo" / "seed7", "sd_grpo", 7, 2, {"cider_d": 0.9, "bleu4": 0.1, "meteor": 0.1})
+    md = make_table(load_spec("table1"), [str(runs)], tmp_path / "out", command="c")["md"].read_text()
+    # seeds 0-2 paired: gains 0.08, 0.09, 0.10 -> sem 0.0057735, t_{0.975,2} = 4.302653; seed 7 has no grpo twin
+    assert "| sd_grpo − grpo | cider_d | 2 | +0.0900 [0.0652, 0.1148] (n=3†) | unpaired: sd_grpo seeds [7] |" in md
+
+
+def test_every_spec_loads():
+    names = spec_names()
+    assert {"table1", "table2", "table3", "table4", "drseg", "sapo_docci", "sapo_multichart", "srpo_docci",
+            "srpo_multichart"} <= set(names)
+    for name in names:
+        spec = load_spec(name)
+        assert spec.title and spec.out.startswith("results/") and spec.claim is not None, name
+    assert load_spec(SPECS_DIR / "table3.yaml").base == 1.0 and load_spec("drseg").by == "arm"
+
+
+@pytest.mark.parametrize("raw,match", [
+    ({"title": "t", "out": "o", "runs": ["r"], "metrics": ["m"], "colour": 1}, r"x.yaml: unknown field\(s\) \['colour'\]"),
+    ({"title": "t", "out": "o", "kind": "pie", "runs": ["r"], "metrics": ["m"]}, "kind 'pie' is not one of"),
+    ({"title": "t", "out": "o", "runs": ["r"]}, "kind 'sweep' needs field 'metrics'"),
+    ({"title": "t", "out": "o", "runs": "r", "metrics": ["m"]}, "field 'runs' must be a list"),
+    ({"title": "t", "out": "o", "runs": ["r"], "metrics": ["m"], "claim": {"text": "c", "effect": "up"}},
+     "claim.effect 'up'"),
+    ({"title": "t", "out": "o", "runs": ["r"], "metrics": ["m"], "fraction": 2}, "'fraction' must be a number in"),
+])
+def test_bad_specs_name_the_file_and_field(raw, match):
+    with pytest.raises(SpecError, match=match):
+        spec_from_dict(raw, "x", "x.yaml")
+
+
+def test_unknown_spec_lists_known(tmp_path):
+    with pytest.raises(FileNotFoundError, match="known tables: .*table1"):
+        load_spec("table9")
+
+
+# --- every preset of configs/reports/ produces its table from synthetic runs (through the CLI) ---------
+def _metrics(spec, value):
+    return {m: value for m in spec.metrics}
+
+
+def _presets(root):
+    """Synthetic runs at every spec's default run directories (relative to ``root``)."""
+    for K in (1, 4):  # table 1
+        sft_eval(root / f"runs/table1/k{K}/sft/eval", K, {"cider_d": 0.2, "bleu4": 0.1, "meteor": 0.1})
+        for algo, base in (("grpo", 0.3), ("sd_grpo", 0.35), ("dr_grpo", 0.3), ("sd_dr_grpo", 0.32)):
+            for s in range(2):
+                trained(root / f"runs/table1/k{K}/{algo}/seed{s}", algo, s, K,
+                        {"cider_d": base + 0.01 * s, "bleu4": 0.1, "meteor": 0.1})
+    for K in (2, 8):  # table 2
+        for algo in ("grpo", "sd_grpo", "dr_grpo", "sd_dr_grpo"):
+            for s in range(2):
+                m = trained(root / f"runs/table2/k{K}/{algo}/seed{s}", algo, s, K, {"accuracy": 0.5 + 0.1 * s},
+                            task="charts", log=[{"credit/misattributed_token_frac": 0.1,
+                                                 "credit/corr_rollout_segment_adv": 0.7}])
+                if K == 2:
+                    from runs import eval_dir
+
+                    eval_dir(m / "eval-real", m, "multichart", K, {"accuracy": 0.25}, n=4)
+    sft_eval(root / "runs/table3/sft/eval", 4, {"cider_d": 0.2, "bleu4": 0.1, "meteor": 0.1})
+    for a in (0.0, 0.5, 1.0):  # table 3
+        for s in range(2):
+            trained(root / f"runs/table3/alpha{a:g}/seed{s}", "blend", s, 4,
+                    {"cider_d": 0.3 + a / 10 + 0.01 * s, "bleu4": 0.1, "meteor": 0.1}, alpha=a)
+    for arm in ("drseg", "vision_reasoner", "sd_grpo"):
+        for s in range(2):
+            trained(root / f"runs/drseg/{arm}/seed{s}", arm if arm != "vision_reasoner" else "drseg", s, 2,
+                    {"giou": 0.1 + 0.01 * s, "count_accuracy": 0.5, "iou": 0.1}, task="grounding")
+    for arm in ("sapo-entropy", "sapo-task", "srpo", "sd_srpo"):
+        algo = "sapo" if arm.startswith("sapo") else arm
+        for s in range(2):
+            trained(root / f"runs/{arm.split('-')[0].replace('sd_', '')}/docci-k4/{arm}/seed{s}", algo, s, 4,
+                    {"cider_d": 0.3, "bleu4": 0.1, "meteor": 0.1})
+            trained(root / f"runs/{arm.split('-')[0].replace('sd_', '')}/multichart/{arm}/seed{s}", algo, s, 2,
+                    {"accuracy": 0.3, "format": 0.9}, task="multichart")
+    for algo in ("grpo", "sd_grpo"):
+        for s in range(2):
+            trained(root / f"runs/baselines/multichart/{algo}/seed{s}", algo, s, 2, {"accuracy": 0.25, "format": 0.9},
+                    task="multichart")
+
+
+def test_every_preset_produces_its_table(tmp_path, monkeypatch):
+    _presets(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for name in spec_names():
+        res = runner.invoke(app, ["report", name])
+        assert res.exit_code == 0, (name, res.output)
+        spec = load_spec(name)
+        md = (tmp_path / spec.out / "table.md").read_text()
+        assert md.startswith(f"# {spec.title}") and f"segrl report {name}" in md, name
+        assert "Baseline-learns gate" in md and "**Verdict: " in md, name
+        assert (tmp_path / spec.out / "table.csv").exists(), name
+        if spec.kind != "gather":
+            assert (tmp_path / spec.out / "runs.csv").exists() and (tmp_path / spec.out / "curves.png").exists(), name
+    # table 4 gathered table 1's pairs; two seeds: flagged as under 5
+    md4 = (tmp_path / "results/table4/table.md").read_text()
+    assert "+0.0200 [0.0200, 0.0200] (n=2†)" in md4  # sd_dr_grpo - dr_grpo at each K of table 1
+    md3 = (tmp_path / "results/table3/table.md").read_text()
+    # alpha 0.5 - alpha 0: +0.05 on both seeds; alpha 1 (the gate's GRPO end) - SFT start 0.2: 0.2, 0.21
+    assert "| cider_d | 4 | 0.5 | +0.0500 [0.0500, 0.0500] (n=2†) |" in md3
+    assert "K=4 +0.2050 [0.1415, 0.2685] (n=2†)" in md3 and "Gate **passed**" in md3
+    assert runner.invoke(app, ["report", "table4", "runs/x"]).exit_code == 2
+
+
+def test_report_refuses_non_blend_runs_in_the_alpha_table(tmp_path):
+    root = tmp_path / "runs"
+    trained(root / "alpha0/seed0", "blend", 0, 4, {"cider_d": 0.3, "bleu4": 0.1, "meteor": 0.1}, alpha=0.0)
+    trained(root / "sd/seed0", "sd_grpo", 0, 4, {"cider_d": 0.3, "bleu4": 0.1, "meteor": 0.1})
+    res = CliRunner().invoke(app, ["report", "table3", str(root), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "not blend runs (no alpha)" in res.output and "sd_grpo" in res.output
