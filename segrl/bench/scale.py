@@ -39,6 +39,8 @@ lookup excluded, output projection included), ``N_vision`` the vision tower's (p
 included), ``patches`` the vision transformer's input patches. ``MFU = flops / (seconds ·
 peak)``; actor MFU = ``6 N · tokens / (update seconds · peak)``; peak = the GPU's dense bf16
 peak (H100/H200 SXM 989.4 TFLOP/s, A100 312) unless given; a CPU has none (MFU ``None``).
+With ``--lora-r`` the base is frozen and training counts 4 N per token instead of 6 N (no weight
+gradients; the adapter's own FLOPs, under 1 % at the presets' ranks, are left out).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ SIZES = ("3b", "7b", "tiny", "llava-tiny")
 the embedded tiny LLaVA (:func:`segrl.models.tiny.build_tiny_vlm`), which needs no torchvision."""
 CPU_SIZES = ("tiny", "llava-tiny")
 PHASES = ("generation", "logprobs", "scoring", "update")
+LM_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+"""``--lora-r``'s PEFT targets on Qwen2.5-VL: every language-model linear layer, as the ``*_7b_lora.yaml`` presets."""
 
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.05, "A10G": 70.0}
 """Dense bf16 peaks (TFLOP/s, no sparsity) by device-name substring, from NVIDIA's data sheets (SXM parts)."""
@@ -78,7 +82,8 @@ def peak_tflops_for(device_name: str | None) -> float | None:
     return None
 
 
-def step_flops(n_lm: int, n_vision: int, tokens: float, patches: float, logprob_passes: int = 0) -> float:
+def step_flops(n_lm: int, n_vision: int, tokens: float, patches: float, logprob_passes: int = 0,
+               train_flops_per_param: float = 6.0) -> float:
     """Model FLOPs of generating and training on ``tokens`` (one generation pass + one training step).
 
     Args:
@@ -89,12 +94,15 @@ def step_flops(n_lm: int, n_vision: int, tokens: float, patches: float, logprob_
         patches: vision-transformer input patches of the same sequences.
         logprob_passes: extra no-grad forward passes over the same sequences (old-policy or
             reference log-probs).
+        train_flops_per_param: FLOPs per parameter and token of the training step: 6 (forward 2,
+            backward 4: activation and weight gradients; Kaplan et al. 2020, eq. 2.1), or 4 for a
+            frozen base under LoRA (no weight gradients; the adapter's own FLOPs are left out).
 
     Returns:
-        ``(8 + 2 p) · (n_lm · tokens + n_vision · patches)`` FLOPs: 2N per token to generate, 6N
-        to train (Kaplan et al. 2020, eq. 2.1), 2N per extra forward pass ``p``.
+        ``(2 + t + 2 p) · (n_lm · tokens + n_vision · patches)`` FLOPs: 2N per token to generate,
+        ``t`` N to train, 2N per extra forward pass ``p``.
     """
-    return (8.0 + 2.0 * logprob_passes) * (n_lm * tokens + n_vision * patches)
+    return (2.0 + train_flops_per_param + 2.0 * logprob_passes) * (n_lm * tokens + n_vision * patches)
 
 
 def mfu(flops_per_step: float, seconds_per_step: float, peak_tflops: float | None) -> float | None:
@@ -341,7 +349,7 @@ def _build(size: str, ds, tmp: Path, cuda: bool, seed: int):
 def main(size: str = "3b", variants: tuple[str, ...] = VARIANTS, rounds: int = 2, steps_per_round: int = 3,
          panels: int = 4, panel_side: int = 112, num_generations: int = 8, settings: list[Setting] | None = None,
          gradient_checkpointing: bool = True, peak_tflops: float | None = None, seed: int = 0,
-         out_dir: str = "results/bench", command: str = "") -> dict:
+         lora_r: int = 0, out_dir: str = "results/bench", command: str = "") -> dict:
     """Benchmark and write ``scale.json`` + ``scale.md`` under ``out_dir`` (rewritten after every trainer).
 
     Args:
@@ -354,6 +362,10 @@ def main(size: str = "3b", variants: tuple[str, ...] = VARIANTS, rounds: int = 2
         settings: the batch settings (:func:`settings_from`); default one setting of 16
             completions per step in one micro-batch, 256 tokens (the first H200 run's).
         peak_tflops: the GPU's dense bf16 peak; default from the device name.
+        lora_r: > 0 trains a LoRA adapter of this rank (alpha 32, as the ``*_7b_lora.yaml`` presets) on
+            the frozen model instead of every weight: the model is wrapped once with PEFT
+            (:data:`LM_LORA_TARGETS`; ``all-linear`` for ``llava-tiny``) and every trainer gets the
+            same ``PeftModel``. The training FLOPs then count 4N per token (no weight gradients).
 
     Returns:
         The result dict: per setting, per variant the step time, tokens/s, phases, MFU, actor MFU,
@@ -398,6 +410,15 @@ def main(size: str = "3b", variants: tuple[str, ...] = VARIANTS, rounds: int = 2
         model, processor, description, params = _build(size, ds, tmp, cuda, seed)
         n_lm, n_vision = lm_matrix_params(model), params["vision"]
         patches_per_example = vision_patches(model, processor, train[0]["images"])
+        lora = None
+        if lora_r:
+            from peft import LoraConfig, get_peft_model
+
+            target = "all-linear" if size == "llava-tiny" else LM_LORA_TARGETS
+            model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=32, lora_dropout=0.0,
+                                                     target_modules=target, bias="none"))
+            lora = {"r": lora_r, "alpha": 32, "target_modules": target,
+                    "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
         metric = make_segment_reward("cider_d", reference_corpus=reference_corpus(train))
         setup = {
             "size": size, "model": description, "parameters": params, "lm_matrix_parameters": n_lm,
@@ -405,7 +426,7 @@ def main(size: str = "3b", variants: tuple[str, ...] = VARIANTS, rounds: int = 2
             "task": f"docci synthetic, K={panels} panels of {panel_side} px, CIDEr-D per panel",
             "vision_patches_per_example": patches_per_example, "num_generations": num_generations,
             "gradient_checkpointing": gradient_checkpointing, "beta": 0.0, "generation": "transformers generate",
-            "gpus": 1,
+            "gpus": 1, "lora": lora,
         }
 
         def result() -> dict:
@@ -483,8 +504,10 @@ def _summarise(timers, peaks, settings, setup, n_lm, n_vision, patches_per_examp
             tokens = total["prompt_tokens"] + total["response_tokens"]
             passes = 0 if setting.on_policy else 1
             patches = patches_per_example * total["sequences"]
-            flops = step_flops(n_lm, n_vision, tokens, patches, logprob_passes=passes)
-            actor_flops = 6.0 * (n_lm * tokens + n_vision * patches)
+            train_factor = 4.0 if setup.get("lora") else 6.0
+            flops = step_flops(n_lm, n_vision, tokens, patches, logprob_passes=passes,
+                               train_flops_per_param=train_factor)
+            actor_flops = train_factor * (n_lm * tokens + n_vision * patches)
             update = total["update"]
             work = [w for t in ts for w in t.segment_work[1:]]  # logged per generation; the first is a warm-up
             generations = total["sequences"] / setting.generation_batch_size
@@ -542,7 +565,9 @@ def _write(res: dict, out: Path) -> None:
                 + ("-" if work is None else f"{work:.4f}") + " |")
     cpu = res["machine"]["gpu"] is None
     lines = [
-        f"# Training step per batch setting: {setup['model']}", "",
+        f"# Training step per batch setting: {setup['model']}"
+        + ("" if not setup.get("lora") else f", LoRA r = {setup['lora']['r']} ({setup['lora']['trainable_parameters']:,} "
+           "trainable parameters, base frozen)"), "",
         f"Made by: `{res['command']}` at commit {(git['commit'] or '?')[:8]}{'+dirty' if git['dirty'] else ''}",
         f"on {res['machine']['gpu'] or 'CPU (' + res['machine']['platform'] + ')'}, torch {res['machine']['torch']}"
         + ("" if cpu else f", CUDA {res['machine']['cuda']}, peak {res['peak_bf16_tflops']} TFLOP/s bf16") + ".", "",

@@ -112,6 +112,8 @@ def scale(
     gradient_checkpointing: bool = typer.Option(True, help="As the paper-scale presets."),
     peak_tflops: float = typer.Option(0.0, help="The GPU's dense bf16 peak in TFLOP/s (0: from its name)."),
     seed: int = typer.Option(0, help="Seed (data, model init, sampling)."),
+    lora_r: int = typer.Option(0, min=0, help="Train a LoRA adapter of this rank on the frozen model (PEFT; the "
+                               "*_7b_lora.yaml presets' targets, alpha 32); 0: every weight trains."),
     out_dir: Path = typer.Option(Path("results/bench"), help="Directory for scale.json and scale.md."),
 ) -> None:
     """Per batch setting: s/step, tokens/s/GPU (EasyR1's count), MFU, actor MFU, peak memory, where the time goes."""
@@ -124,7 +126,8 @@ def scale(
              *[x for c in steps_per_generation for x in ("--steps-per-generation", c)],
              *[x for c in generation_batch_size for x in ("--generation-batch-size", c)],
              "--rounds", rounds, "--steps-per-round", steps_per_round, "--num-generations", num_generations,
-             "--gradient-checkpointing" if gradient_checkpointing else "--no-gradient-checkpointing", "--seed", seed]
+             "--gradient-checkpointing" if gradient_checkpointing else "--no-gradient-checkpointing", "--seed", seed,
+             *(["--lora-r", lora_r] if lora_r else [])]
     line = " ".join(shlex.quote(str(a)) for a in parts)
     try:
         settings = settings_from(list(completions), list(completion_length), micro_batch=micro_batch_size,
@@ -133,7 +136,7 @@ def scale(
                                  num_generations=num_generations)
         res = main(size=size, variants=tuple(variant), rounds=rounds, steps_per_round=steps_per_round,
                    num_generations=num_generations, settings=settings, gradient_checkpointing=gradient_checkpointing,
-                   peak_tflops=peak_tflops or None, seed=seed, out_dir=str(out_dir), command=line)
+                   peak_tflops=peak_tflops or None, seed=seed, lora_r=lora_r, out_dir=str(out_dir), command=line)
     except (RuntimeError, ImportError, ValueError) as e:
         console.print(f"[red]bench scale failed:[/] {e}")
         raise typer.Exit(1) from None

@@ -78,7 +78,7 @@ def test_cpu_path_on_the_tiny_model(tmp_path):
         assert option in help_text
     args = ["bench", "scale", "--size", "llava-tiny", "-v", "grpo", "-v", "sd_grpo", "--completions", "8",
             "--micro-batch-size", "4", "--steps-per-generation", "2", "--steps-per-generation", "4",
-            "--completion-length", "8", "--num-generations", "4", "--rounds", "1", "--steps-per-round", "2",
+            "--completion-length", "8", "--num-generations", "4", "--rounds", "1", "--steps-per-round", "1",
             "--no-gradient-checkpointing", "--peak-tflops", "1", "--out-dir", str(tmp_path)]
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -93,7 +93,7 @@ def test_cpu_path_on_the_tiny_model(tmp_path):
     for block, passes in ((on, 0), (off, 1)):
         assert set(block["ratios"]) == {"sd_grpo_over_grpo"}
         for r in block["variants"].values():
-            assert r["timed_steps"] == 2
+            assert r["timed_steps"] == block["setting"]["steps_per_cycle"]  # 1 step, rounded up to a whole cycle
             phases = r["phase_seconds_per_step"]
             assert sum(phases.values()) == pytest.approx(r["seconds_per_step"], rel=1e-9)
             assert phases["generation"] > 0 and phases["update"] > 0
@@ -131,3 +131,18 @@ def test_paper_presets_generate_once_per_optimizer_step():
         else:
             assert args.steps_per_generation == args.gradient_accumulation_steps and setting.on_policy, path.name
             assert args.num_iterations == 1, path.name
+
+
+def test_cpu_path_with_a_lora_adapter(tmp_path):
+    """`--lora-r` wraps the model once with PEFT; training FLOPs count 4N (frozen base, no weight gradients)."""
+    res = main(size="llava-tiny", variants=("sd_grpo",), rounds=1, steps_per_round=1, num_generations=4,
+               settings=settings_from([8], [8], num_generations=4), gradient_checkpointing=False, peak_tflops=1.0,
+               lora_r=4, out_dir=str(tmp_path))
+    lora, total = res["setup"]["lora"], res["setup"]["parameters"]["total"]
+    assert lora["r"] == 4 and 0 < lora["trainable_parameters"] < total / 5
+    r = res["settings"][0]["variants"]["sd_grpo"]
+    n_lm, n_vision = res["setup"]["lm_matrix_parameters"], res["setup"]["parameters"]["vision"]
+    patches = 8 * res["setup"]["vision_patches_per_example"]
+    assert r["mfu"] == pytest.approx(6 * (n_lm * r["tokens_per_step"] + n_vision * patches) /
+                                     (r["seconds_per_step"] * 1e12))  # 2N generate + 4N train
+    assert "LoRA r = 4" in (tmp_path / "scale.md").read_text()
