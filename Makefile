@@ -63,6 +63,8 @@ reproduce-table1: install
 	  test -d models/tiny-docci-k$$K || $(SEGRL) make-tiny-model --data data/docci-k$$K --out models/tiny-docci-k$$K; \
 	  test -d models/tiny-docci-k$$K-sft || $(SEGRL) warm-start --config configs/docci_cpu.yaml \
 	    --set data.path=data/docci-k$$K --model models/tiny-docci-k$$K --out models/tiny-docci-k$$K-sft; \
+	  test -f runs/table1/k$$K/sft/eval/metrics.json || $(SEGRL) eval docci --model models/tiny-docci-k$$K-sft \
+	    --data data/docci-k$$K --max-new-tokens $$((40 * K)) --out runs/table1/k$$K/sft/eval; \
 	  for algo in $(TABLE1_ALGOS); do for seed in $(TABLE1_SEEDS); do \
 	    run=runs/table1/k$$K/$$algo/seed$$seed; \
 	    test -f $$run/eval/metrics.json && continue; \
@@ -93,6 +95,8 @@ reproduce-table2: install
 	  test -d $$model || $(SEGRL) make-tiny-model --data $$data --out $$model; \
 	  test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE2_CONFIG) --set data.path=$$data \
 	    --model $$model --out $$model-sft; \
+	  test -f runs/table2/k$$K/sft/eval/metrics.json || $(SEGRL) eval charts --model $$model-sft --data $$data \
+	    --max-new-tokens $$((12 * K)) --max-image-side 112 --out runs/table2/k$$K/sft/eval; \
 	  for algo in $(TABLE2_ALGOS); do for seed in $(TABLE2_SEEDS); do \
 	    run=runs/table2/k$$K/$$algo/seed$$seed; \
 	    test -f $$run/run.json || $(SEGRL) train --config $(TABLE2_CONFIG) --set data.path=$$data \
@@ -119,6 +123,8 @@ reproduce-table3: install
 	test -d $$model || $(SEGRL) make-tiny-model --data $$data --out $$model; \
 	test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE3_CONFIG) \
 	  --set data.path=$$data --model $$model --out $$model-sft; \
+	test -f runs/table3/sft/eval/metrics.json || $(SEGRL) eval docci --model $$model-sft --data $$data \
+	  --max-new-tokens $$((40 * K)) --out runs/table3/sft/eval; \
 	for alpha in $(TABLE3_ALPHAS); do for seed in $(TABLE3_SEEDS); do \
 	  run=runs/table3/alpha$$alpha/seed$$seed; \
 	  test -f $$run/eval/metrics.json && continue; \

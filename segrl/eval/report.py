@@ -1,4 +1,4 @@
-"""``segrl report``: collect eval runs into one table (pandas), print it (rich), write md + csv."""
+"""``segrl report``: collect eval runs into one table (pandas), print it (rich); the one writer of every report (:func:`write_report`: md, csv, runs.csv)."""
 
 from __future__ import annotations
 

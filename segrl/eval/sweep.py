@@ -464,8 +464,9 @@ def collect_longform(paths: list[str | Path], evals: dict[str, dict[str, str]],
         for cols in evals.values():
             for col in cols:
                 out[col] = row.get(col, float("nan"))
-        if train_metrics:
-            out.update(train_log_means(model, train_metrics))
+        if train_metrics:  # an SFT start (not trained by segrl train) has no training log: NaN
+            out.update(train_log_means(model, train_metrics) if trained.get("algo") else
+                       {col: float("nan") for col in train_metrics})
         rows.append(out)
     return pd.DataFrame(rows)
 

@@ -119,7 +119,8 @@ def _presets(root):
             for s in range(2):
                 trained(root / f"runs/table1/k{K}/{algo}/seed{s}", algo, s, K,
                         {"cider_d": base + 0.01 * s, "bleu4": 0.1, "meteor": 0.1})
-    for K in (2, 8):  # table 2
+    for K in (2, 8):  # table 2 (its SFT start has no training log: the credit columns stay empty)
+        sft_eval(root / f"runs/table2/k{K}/sft/eval", K, {"accuracy": 0.3}, task="charts")
         for algo in ("grpo", "sd_grpo", "dr_grpo", "sd_dr_grpo"):
             for s in range(2):
                 m = trained(root / f"runs/table2/k{K}/{algo}/seed{s}", algo, s, K, {"accuracy": 0.5 + 0.1 * s},
@@ -168,6 +169,10 @@ def test_every_preset_produces_its_table(tmp_path, monkeypatch):
     # table 4 gathered table 1's pairs; two seeds: flagged as under 5
     md4 = (tmp_path / "results/table4/table.md").read_text()
     assert "+0.0200 [0.0200, 0.0200] (n=2†)" in md4  # sd_dr_grpo - dr_grpo at each K of table 1
+    t2 = pd.read_csv(tmp_path / "results/table2/table.csv").set_index("algo")
+    assert t2.loc["(init)", "K=2 accuracy"] == "0.3000 (n=1†, no CI)" and pd.isna(t2.loc["(init)", "K=2 misattributed"])
+    # grpo accuracy 0.5, 0.6 over the SFT start 0.3: +0.25 [-0.3853, 0.8853] at each K: the gate fails
+    assert "K=2 +0.2500 [-0.3853, 0.8853] (n=2†)" in (tmp_path / "results/table2/table.md").read_text()
     md3 = (tmp_path / "results/table3/table.md").read_text()
     # alpha 0.5 - alpha 0: +0.05 on both seeds; alpha 1 (the gate's GRPO end) - SFT start 0.2: 0.2, 0.21
     assert "| cider_d | 4 | 0.5 | +0.0500 [0.0500, 0.0500] (n=2†) |" in md3
