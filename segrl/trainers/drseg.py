@@ -60,12 +60,12 @@ from segrl.rewards.grounding import (
     targets_from_references,
     vision_reasoner_accuracy,
 )
-from segrl.rewards.scorer import RewardError, score_segments
+from segrl.rewards.scorer import score_segments
 from segrl.trainers.advantages import ESTIMATORS
 from segrl.trainers.checkpoint import ResumeError
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
-from segrl.trainers.segment_grpo import SegmentGRPOTrainer, completion_text
+from segrl.trainers.segment_grpo import ScoredBatch, SegmentGRPOTrainer, completion_text
 
 logger = logging.getLogger(__name__)
 
@@ -266,17 +266,14 @@ class DrSegTrainer(SegmentGRPOTrainer):
 
     # ------------------------------------------------------------------ rewards
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+    def score_batch(self, inputs, texts, completion_ids) -> ScoredBatch:
+        """Dr. Seg's rollout reward R = format + accuracy + non-repeat (the raw DRR metrics gathered, so
+        every process ranks the whole batch against the same history) and the per-object segment scores."""
         args: DrSegConfig = self.args
-        texts = [completion_text(c) for c in completions]
-        labels = [x["segment_labels"] for x in inputs]
         refs = [x["segment_references"] for x in inputs]
-        try:
-            scores = score_segments(texts, labels, refs, self.segment_metric)
+        with self.profile(self._mode(), "timing/segment_scoring_s"), self.reward_failure_dump(inputs, texts):
+            scores = score_segments(texts, [x["segment_labels"] for x in inputs], refs, self.segment_metric)
             parts = reward_parts(texts, refs, look_bonus=args.look_to_confirm)
-        except Exception as e:  # re-raised with the batch on disk, never swallowed
-            path = self._dump_failure(inputs, texts, e)
-            raise RewardError(f"{type(e).__name__}: {e} — failing batch written to {path}") from e
         device = self.accelerator.device
         gathered = {k: self.accelerator.gather(v.to(device)) for k, v in parts.items()}
         ranks = None
@@ -289,27 +286,24 @@ class DrSegTrainer(SegmentGRPOTrainer):
         else:
             accuracy = gathered["vision_reasoner"]
         rewards = torch.stack([gathered["format"], accuracy, gathered["non_repeat"]], dim=1)
-        self._pending = {"scores": scores, "texts": texts, "ids": completion_ids_list, "holistic": rewards.sum(1)}
-        self._log_drseg_metrics("train" if self.model.training else "eval", gathered, ranks)
-        return rewards
-
-    def _holistic_rewards(self, pending: dict) -> torch.Tensor:
-        """``(B,)`` Dr. Seg's rollout reward, format + accuracy + non-repeat (already gathered)."""
-        return pending["holistic"]
+        self._log_drseg_metrics(self._mode(), gathered, ranks)
+        return ScoredBatch(texts=list(texts), completion_ids=completion_ids, scores=scores, reward_columns=rewards,
+                           holistic=rewards.sum(1))
 
     # ------------------------------------------------------------------ advantages
 
-    def _generate_and_score_completions(self, inputs):
-        args: DrSegConfig = self.args
-        if args.look_to_confirm:
-            looked = [{**x, "prompt": add_look_to_confirm(x["prompt"])} for x in inputs]
-            if not self._warned_prompt and any(a["prompt"] != x["prompt"] for a, x in zip(looked, inputs)):
-                logger.warning("look_to_confirm: the Look-to-Confirm instruction was added to prompts that lacked it; "
-                               "`segrl eval` reads prompts from the dataset, so evaluate on data built with "
-                               "--look-to-confirm to match training.")
-                self._warned_prompt = True
-            inputs = looked
-        return super()._generate_and_score_completions(inputs)
+    def edit_prompt(self, prompt):
+        """With ``look_to_confirm``, the prompt ending with the Look-to-Confirm instruction (warned once
+        when the data lacked it: ``segrl eval`` reads prompts from the dataset)."""
+        if not self.args.look_to_confirm:
+            return prompt
+        looked = add_look_to_confirm(prompt)
+        if not self._warned_prompt and looked != prompt:
+            logger.warning("look_to_confirm: the Look-to-Confirm instruction was added to prompts that lacked it; "
+                           "`segrl eval` reads prompts from the dataset, so evaluate on data built with "
+                           "--look-to-confirm to match training.")
+            self._warned_prompt = True
+        return looked
 
     def _log_drseg_metrics(self, mode: str, parts: dict, ranks: torch.Tensor | None) -> None:
         """Means over all processes' rollouts of the raw metrics, their ranks and the diagnostics."""

@@ -15,7 +15,7 @@ TRL still generates, runs the reference model, scores (through
 :class:`~segrl.trainers.segment_grpo.SegmentGRPOTrainer`'s reward path), logs and steps the
 policy's optimizer; this subclass adds what TRL lacks:
 
-* ``_generate_and_score_completions``: after TRL's pass, one no-grad forward of the policy
+* ``token_advantages`` (the advantage step after TRL's pass): one no-grad forward of the policy
   (old log-probs and entropies), one of the critic (values), the segment ends, the k1 KL
   penalty in the reward, segment GAE, whitening (statistics over every process) and the
   clamp; the batch carries ``(B, T)`` advantages, segment ids, segment ends and returns.
@@ -85,12 +85,16 @@ from segrl.trainers.segment_gae import (
     segment_value_loss,
     token_contains,
 )
-from segrl.trainers.segment_grpo import SegmentGRPOTrainer
-from segrl.trainers.token_mapping import assign_tokens_to_segments, segment_index_tensor, token_char_offsets
+from segrl.trainers.segment_grpo import ScoredBatch, SegmentGRPOTrainer, policy_inputs
 
 logger = logging.getLogger(__name__)
 
 SEGMENTATIONS = ("entropy", "newline", "task")
+IGNORED = ("alpha", "advantage_eps", "dump_advantages", "delta", "top_entropy_quantile", "importance_sampling_level",
+           "entropy_coef", "off_policy_mask_threshold", "fp16")
+"""Config fields SAPO's objective and advantage step never read (refused at non-default values)."""
+CRITIC_DIR = "critic"
+CRITIC_FILES = ("model.safetensors", "optimizer.pt")
 IGNORED = ("alpha", "advantage_eps", "dump_advantages", "delta", "top_entropy_quantile", "importance_sampling_level",
            "entropy_coef", "off_policy_mask_threshold", "fp16")
 """Config fields SAPO's objective and advantage step never read (refused at non-default values)."""
@@ -430,67 +434,43 @@ class SAPOTrainer(SegmentGRPOTrainer):
 
     # ------------------------------------------------------------------ advantages
 
-    @staticmethod
-    def _model_inputs(batch: dict) -> dict:
-        return {k: batch.get(k) for k in MODEL_INPUT_KEYS}
-
-    def _segment_ends(
-        self, pending: dict, scores, entropies: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
+    def _segment_ends(self, scored: ScoredBatch, entropies: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` segment ends for ``args.segmentation`` (see :mod:`segrl.trainers.segment_gae`)."""
         mode = self.args.segmentation
         if mode == "entropy":
             return entropy_segment_ends(entropies, mask, self.args.entropy_top_frac)
         T = mask.shape[1]
-        spans = [
-            token_char_offsets(self._tokenizer, ids, text)
-            for ids, text in zip(pending["ids"], pending["texts"])
-        ]
         if mode == "newline":
             flags = torch.zeros(mask.shape, dtype=torch.bool)
-            for i, (row, text) in enumerate(zip(spans, pending["texts"])):
+            for i, (row, text) in enumerate(zip(self.token_offsets(scored), scored.texts)):
                 row_flags = token_contains(row, text)[:T]
                 flags[i, : len(row_flags)] = torch.tensor(row_flags, dtype=torch.bool)
             return newline_segment_ends(flags.to(mask.device), mask)
-        assignments = [
-            assign_tokens_to_segments(row, parsed.spans) for row, parsed in zip(spans, scores.parsed)
-        ]
-        return labelled_segment_ends(segment_index_tensor(assignments, T).to(mask.device), mask)
+        return labelled_segment_ends(self.token_segments(scored, T).to(mask.device), mask)
 
-    def _generate_and_score_completions(self, inputs):
-        # TRL's pass (generation, reference log-probs, rewards through SegmentGRPOTrainer._calculate_rewards);
-        # SegmentGRPOTrainer's own override computes group advantages, which SAPO replaces, so it is skipped.
-        out = super(SegmentGRPOTrainer, self)._generate_and_score_completions(inputs)
-        pending, self._pending = self._pending, None
-        if pending is None:  # pragma: no cover - TRL always scores before returning
-            raise RuntimeError("segment scores were not computed for this batch")
+    def token_advantages(self, scored: ScoredBatch, out: dict) -> torch.Tensor:
+        """``(B_local, T)`` SAPO advantages: segment GAE on the critic's values, whitened over every
+        process and clamped (module docstring); adds to ``out`` what the loss needs (old log-probs,
+        segment ids and ends, returns, old values)."""
         args: SAPOConfig = self.args
-        mode = "train" if self.model.training else "eval"
-        device = out["completion_ids"].device
-        mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
-        ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
-        attention = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
-        T = out["completion_ids"].shape[1]
+        mode = self._mode()
+        batch = policy_inputs(out)
+        mask = batch.loss_mask
         chunk = args.per_device_train_batch_size if mode == "train" else args.per_device_eval_batch_size
         with torch.no_grad():
             old_logps, entropies, _ = self._get_per_token_logps_and_entropies(
-                self.model,
-                ids,
-                attention,
-                T,
-                batch_size=chunk,
-                compute_entropy=True,
-                **self._model_inputs(out),
+                self.model, batch.input_ids, batch.attention_mask, batch.logits_to_keep, batch_size=chunk,
+                compute_entropy=True, **batch.model_kwargs,
             )
             values, _, _ = self._get_per_token_logps_and_entropies(
-                self._critic_module(), ids, attention, T, batch_size=chunk, **self._model_inputs(out)
+                self._critic_module(), batch.input_ids, batch.attention_mask, batch.logits_to_keep, batch_size=chunk,
+                **batch.model_kwargs,
             )
 
-        scores = pending["scores"]
-        outcome = (scores.mean_reward() + args.format_weight * pending["format"]).to(device)
+        outcome = scored.holistic[self.local_rows(len(scored.texts))].to(out["completion_ids"].device)
         finite = torch.isfinite(outcome)
         row_mask = mask.bool() & finite[:, None]
-        ends = self._segment_ends(pending, scores, entropies, row_mask)
+        ends = self._segment_ends(scored, entropies, row_mask)
         ref = out.get("ref_per_token_logps")
         kl = (old_logps - ref) if ref is not None and args.beta > 0 else None
         seg = segment_gae_advantages(
@@ -510,16 +490,15 @@ class SAPOTrainer(SegmentGRPOTrainer):
         advantages = masked_whiten(seg.token_advantages, row_mask, reduce).clamp(
             -args.advantage_clip, args.advantage_clip
         )
-        out["advantages"] = advantages
         out["old_per_token_logps"] = old_logps
         out["sapo_segment_ids"] = seg.seg_ids
         out["sapo_segment_ends"] = ends & row_mask
         out["sapo_returns"] = seg.token_returns
         out["sapo_old_values"] = values
-        self._log_sapo_metrics(mode, scores, seg, ends & row_mask, row_mask, values, kl, finite)
-        return out
+        self._log_sapo_metrics(mode, scored, seg, ends & row_mask, row_mask, values, kl, finite)
+        return advantages
 
-    def _log_sapo_metrics(self, mode, scores, seg, ends, row_mask, values, kl, finite) -> None:
+    def _log_sapo_metrics(self, mode, scored: ScoredBatch, seg, ends, row_mask, values, kl, finite) -> None:
         m = self._metrics[mode]
 
         def global_mean(total: torch.Tensor, count: torch.Tensor) -> float:
@@ -551,11 +530,7 @@ class SAPOTrainer(SegmentGRPOTrainer):
             m["critic/explained_variance"].append((1 - var_e / var_r).item())
         if kl is not None:
             m["sapo/kl_in_reward"].append(global_mean((kl * row_mask).sum(), row_mask.sum()))
-        seg_rewards, seg_mask = self._gather_segments(scores)
-        for k in range(seg_rewards.shape[1]):
-            valid = seg_mask[:, k]
-            if valid.any():
-                m[f"segments/reward_{k + 1}/mean"].append(seg_rewards[valid, k].float().mean().item())
+        self.log_segment_rewards(mode, *self._gather_segments(scored.scores))
         bad = int(self.accelerator.reduce((~finite).sum().to(self.accelerator.device), "sum"))
         m["nonfinite/segment_rewards"].append(float(bad))
         if bad:
@@ -572,18 +547,11 @@ class SAPOTrainer(SegmentGRPOTrainer):
         loss (eq. 10) is back-propagated into the critic here, in training."""
         args: SAPOConfig = self.args
         mode = "train" if self.model.training else "eval"
-        ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
-        attention = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-        T = inputs["completion_ids"].size(1)
-        mask = (
-            inputs["completion_mask"]
-            if "tool_mask" not in inputs
-            else inputs["completion_mask"] * inputs["tool_mask"]
-        )
-        model_inputs = self._model_inputs(inputs)
+        batch = policy_inputs(inputs)
+        ids, attention, T, mask = batch.input_ids, batch.attention_mask, batch.logits_to_keep, batch.loss_mask
 
         logps, entropies, _ = self._get_per_token_logps_and_entropies(
-            model, ids, attention, T, compute_entropy=True, **model_inputs
+            model, ids, attention, T, compute_entropy=True, **batch.model_kwargs
         )
         log_ratio = segment_log_ratio(
             logps, inputs["old_per_token_logps"], inputs["sapo_segment_ids"], mask, args.log_ratio_clamp
@@ -599,7 +567,7 @@ class SAPOTrainer(SegmentGRPOTrainer):
 
         critic = self._critic_module()
         with torch.set_grad_enabled(mode == "train"):
-            values, _, _ = self._get_per_token_logps_and_entropies(critic, ids, attention, T, **model_inputs)
+            values, _, _ = self._get_per_token_logps_and_entropies(critic, ids, attention, T, **batch.model_kwargs)
             value_loss = segment_value_loss(
                 values,
                 inputs["sapo_returns"],

@@ -1,20 +1,26 @@
 """SD-GRPO on TRL: a ``GRPOTrainer`` subclass that hands TRL per-token advantages.
 
 TRL generates, computes log-probs, the reference model's log-probs, the KL term and the
-clipped loss; this subclass changes only what the algorithm changes:
+clipped loss; this subclass changes only what the algorithm changes, in two hooks joined by one
+typed hand-off (:class:`ScoredBatch`):
 
-* ``_calculate_rewards``: one parse + one batched metric call scores every segment of the
-  batch (:func:`segrl.rewards.scorer.score_segments`); TRL receives two reward columns,
-  ``segments`` (mean segment reward) and ``format``, weighted ``1`` and ``format_weight``,
-  so TRL's own ``reward`` metric is the holistic reward ``R = mean_k r_k + w * format``.
-* ``_generate_and_score_completions``: after TRL's pass, gathers the ``(B, K)`` segment
-  rewards of all processes (a group's G rollouts may sit on different ranks), runs the
-  registered estimator (``args.algo``), slices back this process's rows and maps
-  ``(B, K)`` → ``(B, T)`` through the tokenizer's character offsets
+* **Rewards** (TRL's ``_calculate_rewards`` calls :meth:`SegmentGRPOTrainer.score_batch`): one
+  parse + one batched metric call scores every segment of the batch
+  (:func:`segrl.rewards.scorer.score_segments`); TRL receives two reward columns, ``segments``
+  (mean segment reward) and ``format``, weighted ``1`` and ``format_weight``, so TRL's own
+  ``reward`` metric is the holistic reward ``R = mean_k r_k + w * format``. Any exception while
+  scoring writes the batch to ``<output_dir>/reward_failure.jsonl`` and is re-raised as a
+  :class:`~segrl.rewards.scorer.RewardError` naming that file.
+* **Advantages** (after TRL's ``_generate_and_score_completions``,
+  :meth:`SegmentGRPOTrainer.token_advantages`, the template step an algorithm overrides): gathers
+  the ``(B, K)`` segment rewards of all processes (a group's G rollouts may sit on different
+  ranks), runs the algorithm's estimator (``args.estimator``), slices back this process's rows and
+  maps ``(B, K)`` → ``(B, T)`` through the tokenizer's character offsets
   (:mod:`segrl.trainers.token_mapping`). TRL's loss accepts ``(B, T)`` advantages.
-* Its own cost is logged every step: ``timing/segment_scoring_s`` (parse + batched metric call,
-  the rewards every algorithm needs) and ``timing/segment_advantages_s`` (gather, estimator,
-  token mapping, diagnostics: what SD-GRPO adds), in seconds.
+* Its own cost is logged every step through TRL's ``profiling_context`` (also sent to the
+  trackers TRL reports to): ``timing/segment_scoring_s`` (parse + batched metric call, the
+  rewards every algorithm needs) and ``timing/segment_advantages_s`` (gather, estimator, token
+  mapping, diagnostics: what SD-GRPO adds), in seconds.
 
 Departures from the paper, reconstructed here: tokens outside every segment (preamble,
 separators, EOS) carry the rollout-level advantage of the holistic reward; the label tokens
@@ -26,11 +32,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from trl import GRPOTrainer
+from trl.extras.profiling import ProfilingContext
 
 from segrl.rewards.format import format_reward
 from segrl.rewards.scorer import RewardError, SegmentScores, score_segments
@@ -42,6 +51,7 @@ from segrl.trainers.diagnostics import (
     rollout_segment_correlation,
 )
 from segrl.trainers.token_mapping import (
+    Span,
     assign_tokens_to_segments,
     map_advantages_to_tokens,
     segment_index_tensor,
@@ -49,6 +59,105 @@ from segrl.trainers.token_mapping import (
 )
 
 logger = logging.getLogger(__name__)
+
+MODEL_INPUT_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
+"""Keys of TRL's batch besides ids and masks that ``_get_per_token_logps_and_entropies`` takes
+(the multimodal inputs of every VLM family TRL supports)."""
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """What the reward hook hands the advantage step for one generation batch.
+
+    ``B_local`` rollouts are this process's, ``B`` those of every process (gathered, in process
+    order); ``K_local`` the most segments of a prompt on this process.
+
+    Attributes:
+        texts: ``B_local`` completion texts as generated (the token offsets are taken on them).
+        completion_ids: ``B_local`` lists of generated token ids.
+        scores: this process's :class:`~segrl.rewards.scorer.SegmentScores` (``rewards`` and
+            ``mask`` ``(B_local, K_local)``, the parsed segments and their character spans).
+        reward_columns: ``(B, F)`` the gathered reward columns TRL weighs and logs (one per
+            reward function, ``F = len(reward_funcs)``).
+        holistic: ``(B,)`` the gathered rollout-level reward R (what the estimator's rollout
+            advantage and the tokens outside every segment use).
+    """
+
+    texts: Sequence[str]
+    completion_ids: Sequence[Sequence[int]]
+    scores: SegmentScores
+    reward_columns: torch.Tensor
+    holistic: torch.Tensor
+
+    def __post_init__(self) -> None:
+        n = len(self.texts)
+        if len(self.completion_ids) != n or self.scores.rewards.shape[0] != n:
+            raise ValueError(f"ScoredBatch: {n} texts, {len(self.completion_ids)} id lists, "
+                             f"{self.scores.rewards.shape[0]} score rows")
+        if self.holistic.dim() != 1 or self.reward_columns.shape[0] != self.holistic.shape[0]:
+            raise ValueError(f"ScoredBatch: holistic {tuple(self.holistic.shape)} and reward_columns "
+                             f"{tuple(self.reward_columns.shape)} must be (B,) and (B, F)")
+
+
+@dataclass(frozen=True)
+class PolicyInputs:
+    """The forward inputs of a generation batch, as TRL's per-token log-prob helper takes them.
+
+    Attributes:
+        input_ids: ``(B, P + T)`` prompt then completion ids.
+        attention_mask: ``(B, P + T)``.
+        logits_to_keep: T, the completion length.
+        completion_mask: ``(B, T)`` TRL's completion mask.
+        loss_mask: ``(B, T)`` the completion mask times TRL's ``tool_mask`` when present (tokens the
+            loss sees).
+        model_kwargs: the :data:`MODEL_INPUT_KEYS` the batch holds (not None).
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    logits_to_keep: int
+    completion_mask: torch.Tensor
+    loss_mask: torch.Tensor
+    model_kwargs: dict
+
+
+def policy_inputs(batch: dict) -> PolicyInputs:
+    """:class:`PolicyInputs` of a TRL generation batch (``prompt_ids``, ``prompt_mask``, ``completion_ids``,
+    ``completion_mask``, optional ``tool_mask`` and multimodal keys)."""
+    completion_mask = batch["completion_mask"]
+    loss_mask = completion_mask if "tool_mask" not in batch else completion_mask * batch["tool_mask"]
+    return PolicyInputs(
+        input_ids=torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1),
+        attention_mask=torch.cat([batch["prompt_mask"], completion_mask], dim=1),
+        logits_to_keep=batch["completion_ids"].shape[1],
+        completion_mask=completion_mask,
+        loss_mask=loss_mask,
+        model_kwargs={k: batch[k] for k in MODEL_INPUT_KEYS if batch.get(k) is not None},
+    )
+
+
+class _MetricProfilingContext(ProfilingContext):
+    """TRL's ``ProfilingContext`` that also appends the duration (seconds) to a trainer metric."""
+
+    def __init__(self, trainer, mode: str, metric: str) -> None:
+        super().__init__(name=f"{type(trainer).__name__}.{metric}", report_to=trainer.args.report_to,
+                         is_main_process=trainer.accelerator.is_main_process, step=trainer.state.global_step)
+        self._sink = trainer._metrics[mode][metric]
+
+    def _log_metrics(self, duration: float) -> None:
+        self._sink.append(duration)
+        super()._log_metrics(duration)
 
 
 def completion_text(completion) -> str:
@@ -84,6 +193,11 @@ def make_reward_funcs(metric):
 class SegmentGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` with segment-level advantages (SD-GRPO, Dr. variants, blend, ...).
 
+    A trainer for another algorithm overrides hooks, never TRL's pass itself:
+    :meth:`edit_prompt` (a prompt change at generation time), :meth:`score_batch` (the rewards,
+    returning a :class:`ScoredBatch`), :meth:`token_advantages` (the ``(B_local, T)`` advantages
+    from it) and :meth:`_reward_funcs` (the reward columns TRL logs).
+
     Args:
         model: a model id, local path or ``PreTrainedModel`` (as ``GRPOTrainer``).
         segment_metric: ``metric(predictions, references) -> list[float | None]`` scoring one
@@ -94,8 +208,9 @@ class SegmentGRPOTrainer(GRPOTrainer):
         **kwargs: passed to ``GRPOTrainer`` (``processing_class``, ``callbacks`` ...).
 
     Raises:
-        RewardError: when a reward function fails inside training; the failing batch is
-            written to ``<output_dir>/reward_failure.jsonl`` first and the path is in the message.
+        RewardError: when scoring fails inside training (a metric, the parser or the format
+            reward raising anything); the failing batch is written to
+            ``<output_dir>/reward_failure.jsonl`` first and the path is in the message.
     """
 
     def __init__(self, model, segment_metric, args: SegmentGRPOConfig, train_dataset=None, **kwargs):
@@ -104,15 +219,47 @@ class SegmentGRPOTrainer(GRPOTrainer):
         self.segment_metric = segment_metric
         reward_funcs, args.reward_weights = self._reward_funcs(segment_metric, args)
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
-        self._pending: dict | None = None
+        self._scored: ScoredBatch | None = None
 
     def _reward_funcs(self, segment_metric, args: SegmentGRPOConfig) -> tuple[list, list[float]]:
         """The reward columns TRL logs and their weights: ``segments`` (1) and ``format`` (``format_weight``).
 
-        A trainer with another rollout reward overrides this together with
-        :meth:`_calculate_rewards` and :meth:`_holistic_rewards`.
+        A trainer with another rollout reward overrides this together with :meth:`score_batch`.
         """
         return make_reward_funcs(segment_metric), [1.0, float(args.format_weight)]
+
+    # ------------------------------------------------------------------ shared helpers
+
+    def _mode(self) -> str:
+        return "train" if self.model.training else "eval"
+
+    def profile(self, mode: str, metric: str) -> ProfilingContext:
+        """TRL's profiling context for a block that also logs its seconds as ``metric`` (e.g. ``timing/x_s``)."""
+        return _MetricProfilingContext(self, mode, metric)
+
+    def local_rows(self, n: int) -> slice:
+        """This process's ``n`` rows in a gathered ``(B, ...)`` tensor (TRL gathers in process order)."""
+        i = self.accelerator.process_index
+        return slice(i * n, (i + 1) * n)
+
+    def token_offsets(self, scored: ScoredBatch) -> list[list[Span]]:
+        """Character span of every generated token of every local completion (``B_local`` lists of ``T_i``)."""
+        return [token_char_offsets(self._tokenizer, ids, text) for ids, text in zip(scored.completion_ids, scored.texts)]
+
+    def token_segments(self, scored: ScoredBatch, T: int) -> torch.Tensor:
+        """``(B_local, T)`` long: the segment index of every completion token, -1 outside every segment."""
+        offsets = self.token_offsets(scored)
+        return segment_index_tensor(
+            [assign_tokens_to_segments(row, parsed.spans) for row, parsed in zip(offsets, scored.scores.parsed)], T
+        )
+
+    def log_segment_rewards(self, mode: str, seg_rewards: torch.Tensor, seg_mask: torch.Tensor) -> None:
+        """``segments/reward_{k}/mean`` over the rollouts where segment k is scorable (``(B, K)`` inputs)."""
+        m = self._metrics[mode]
+        for k in range(seg_rewards.shape[1]):
+            valid = seg_mask[:, k]
+            if valid.any():
+                m[f"segments/reward_{k + 1}/mean"].append(seg_rewards[valid, k].float().mean().item())
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -153,20 +300,47 @@ class SegmentGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ rewards
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """TRL's reward hook: :meth:`score_batch`, kept for the advantage step; returns its ``(B, F)`` columns."""
         texts = [completion_text(c) for c in completions]
+        self._scored = self.score_batch(inputs, texts, completion_ids_list)
+        return self._scored.reward_columns
+
+    @contextmanager
+    def reward_failure_dump(self, inputs, texts) -> Iterator[None]:
+        """Any exception inside: the batch goes to ``<output_dir>/reward_failure.jsonl`` and a
+        :class:`RewardError` naming the file (and the original error) is raised from it."""
+        try:
+            yield
+        except Exception as e:  # re-raised with the batch on disk, never swallowed
+            path = self._dump_failure(inputs, texts, e)
+            raise RewardError(f"{type(e).__name__}: {e} — failing batch written to {path}") from e
+
+    def score_texts(self, inputs, texts: Sequence[str]) -> tuple[SegmentScores, torch.Tensor]:
+        """This process's segment scores and ``(B_local,)`` format reward of ``texts``."""
         labels = [x["segment_labels"] for x in inputs]
         refs = [x["segment_references"] for x in inputs]
-        t0 = time.perf_counter()
-        try:
-            scores = score_segments(texts, labels, refs, self.segment_metric)
-            fmt = torch.tensor(format_reward(texts, labels), dtype=torch.float32)
-        except RewardError as e:
-            path = self._dump_failure(inputs, texts, e)
-            raise RewardError(f"{e} — failing batch written to {path}") from e
-        self._pending = {"scores": scores, "format": fmt, "texts": texts, "ids": completion_ids_list,
-                         "scoring_s": time.perf_counter() - t0}
-        local = torch.stack([scores.mean_reward(), fmt], dim=1).to(self.accelerator.device)
-        return self.accelerator.gather(local)
+        scores = score_segments(texts, labels, refs, self.segment_metric)
+        return scores, torch.tensor(format_reward(texts, labels), dtype=torch.float32)
+
+    def score_batch(self, inputs, texts: Sequence[str], completion_ids) -> ScoredBatch:
+        """Score this process's completions and gather the reward columns and the holistic reward.
+
+        ``R = mean_k r_k + format_weight * format``; columns ``[mean_k r_k, format]``.
+
+        Raises:
+            RewardError: anything raised while scoring (:meth:`reward_failure_dump`).
+        """
+        with self.profile(self._mode(), "timing/segment_scoring_s"), self.reward_failure_dump(inputs, texts):
+            scores, fmt = self.score_texts(inputs, texts)
+        return self.gathered(texts, completion_ids, scores, fmt)
+
+    def gathered(self, texts, completion_ids, scores: SegmentScores, fmt: torch.Tensor) -> ScoredBatch:
+        """The :class:`ScoredBatch` of local ``scores`` and ``(B_local,)`` format rewards, columns and R gathered."""
+        device = self.accelerator.device
+        columns = self.accelerator.gather(torch.stack([scores.mean_reward(), fmt], dim=1).to(device))
+        holistic = self.accelerator.gather((scores.mean_reward() + self.args.format_weight * fmt).to(device))
+        return ScoredBatch(texts=list(texts), completion_ids=completion_ids, scores=scores, reward_columns=columns,
+                           holistic=holistic)
 
     def _dump_failure(self, inputs, texts, error) -> Path:
         path = Path(self.args.output_dir) / "reward_failure.jsonl"
@@ -174,11 +348,25 @@ class SegmentGRPOTrainer(GRPOTrainer):
         with path.open("w") as f:
             for x, t in zip(inputs, texts):
                 row = {"id": x.get("id"), "completion": t, "segment_labels": x.get("segment_labels"),
-                       "segment_references": x.get("segment_references"), "error": str(error)}
+                       "segment_references": x.get("segment_references"), "error": f"{type(error).__name__}: {error}"}
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         return path
 
     # ------------------------------------------------------------------ advantages
+
+    def edit_prompt(self, prompt):
+        """The prompt the policy sees for one row at generation time (unchanged here; SRPO and Dr. Seg
+        append an instruction). The dataset on disk is never changed."""
+        return prompt
+
+    def _generate_and_score_completions(self, inputs):
+        inputs = [{**x, "prompt": self.edit_prompt(x["prompt"])} for x in inputs]
+        out = super()._generate_and_score_completions(inputs)
+        scored, self._scored = self._scored, None
+        if scored is None:  # pragma: no cover - TRL always scores before returning
+            raise RuntimeError("segment scores were not computed for this batch")
+        out["advantages"] = self.token_advantages(scored, out)
+        return out
 
     def _gather_segments(self, scores: SegmentScores) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad this process's ``(B_local, K_local)`` rewards/mask to the global K and gather ``(B, K)``."""
@@ -190,58 +378,40 @@ class SegmentGRPOTrainer(GRPOTrainer):
         mask = torch.nn.functional.pad(scores.mask, (0, pad)).to(device)
         return self.accelerator.gather(rewards), self.accelerator.gather(mask)
 
-    def _generate_and_score_completions(self, inputs):
-        out = super()._generate_and_score_completions(inputs)
-        pending, self._pending = self._pending, None
-        if pending is None:  # pragma: no cover - TRL always scores before returning
-            raise RuntimeError("segment scores were not computed for this batch")
-        scores: SegmentScores = pending["scores"]
-        args: SegmentGRPOConfig = self.args
-        mode = "train" if self.model.training else "eval"
-        G = self.num_generations if mode == "train" else self.num_generations_eval
+    def token_advantages(self, scored: ScoredBatch, out: dict) -> torch.Tensor:
+        """``(B_local, T)`` advantages of this process's completion tokens (the template step).
 
-        t0 = time.perf_counter()
-        seg_rewards, seg_mask = self._gather_segments(scores)
-        holistic = self._holistic_rewards(pending)
+        Here: the estimator ``args.estimator`` on all processes' ``(B, K)`` segment rewards and
+        ``(B,)`` holistic rewards, this process's rows mapped to tokens; tokens of segment k get
+        ``A[i, k]``, the others the rollout advantage ``A[i]``. An algorithm with another advantage
+        overrides this (SAPO: segment GAE; SRPO: these times its token weights) and may add the
+        extra tensors its loss needs to ``out``.
 
-        adv = compute_advantages(
-            args.estimator,
-            AdvantageInputs(holistic.float(), seg_rewards.float(), seg_mask.bool(), G),
-            **args.estimator_options(),
-        )
-        n = len(inputs)
-        sl = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
-        rollout = adv.rollout[sl]
-        segment = adv.segment[sl] if adv.segment is not None else None
-
-        T = out["completion_ids"].shape[1]
-        tokenizer = self._tokenizer
-        assignments = []
-        for ids, text, parsed in zip(pending["ids"], pending["texts"], scores.parsed):
-            offsets = token_char_offsets(tokenizer, ids, text)
-            assignments.append(assign_tokens_to_segments(offsets, parsed.spans))
-        token_segment = segment_index_tensor(assignments, T).to(rollout.device)
-        token_adv = map_advantages_to_tokens(rollout, segment, token_segment)
-        out["advantages"] = token_adv.to(out["completion_ids"].device)
-
-        self._count_nonfinite(mode, seg_rewards, seg_mask, token_adv, out["completion_mask"])
-        self._log_segment_metrics(mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
-                                  out["completion_mask"])
-        if args.dump_advantages and mode == "train":
-            self._dump_advantages(holistic, seg_rewards, seg_mask, adv, token_adv)
-        if "scoring_s" in pending:  # a subclass that scores its own way may not time it
-            self._metrics[mode]["timing/segment_scoring_s"].append(pending["scoring_s"])
-        self._metrics[mode]["timing/segment_advantages_s"].append(time.perf_counter() - t0)
-        return out
-
-    def _holistic_rewards(self, pending: dict) -> torch.Tensor:
-        """``(B,)`` holistic reward of every process's rollouts: ``R = mean_k r_k + format_weight * format``.
-
-        ``pending`` is what :meth:`_calculate_rewards` left for this batch (this process's
-        ``scores`` and ``format``). A trainer with another rollout reward overrides this hook.
+        Args:
+            scored: what :meth:`score_batch` returned for this batch.
+            out: TRL's generation batch (``completion_ids`` ``(B_local, T)``, ``completion_mask`` ...).
         """
-        local = pending["scores"].mean_reward() + self.args.format_weight * pending["format"]
-        return self.accelerator.gather(local.to(self.accelerator.device))
+        args: SegmentGRPOConfig = self.args
+        mode = self._mode()
+        G = self.num_generations if mode == "train" else self.num_generations_eval
+        with self.profile(mode, "timing/segment_advantages_s"):
+            seg_rewards, seg_mask = self._gather_segments(scored.scores)
+            adv = compute_advantages(
+                args.estimator,
+                AdvantageInputs(scored.holistic.float(), seg_rewards.float(), seg_mask.bool(), G),
+                **args.estimator_options(),
+            )
+            sl = self.local_rows(len(scored.texts))
+            rollout = adv.rollout[sl]
+            segment = adv.segment[sl] if adv.segment is not None else None
+            token_segment = self.token_segments(scored, out["completion_ids"].shape[1]).to(rollout.device)
+            token_adv = map_advantages_to_tokens(rollout, segment, token_segment)
+            self._count_nonfinite(mode, seg_rewards, seg_mask, token_adv, out["completion_mask"])
+            self._log_segment_metrics(mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
+                                      out["completion_mask"])
+            if args.dump_advantages and mode == "train":
+                self._dump_advantages(scored.holistic, seg_rewards, seg_mask, adv, token_adv)
+        return token_adv.to(out["completion_ids"].device)
 
     def _count_nonfinite(self, mode, seg_rewards, seg_mask, token_adv, completion_mask) -> None:
         """Count NaN/inf segment rewards (all ranks' ``(B, K)``) and token advantages (this rank's
@@ -278,11 +448,7 @@ class SegmentGRPOTrainer(GRPOTrainer):
         """Per-segment reward means, advantage statistics and the credit diagnostics (all ranks' rollouts
         for the reward/advantage statistics, this rank's tokens for the token fraction)."""
         m = self._metrics[mode]
-        K = seg_rewards.shape[1]
-        for k in range(K):
-            valid = seg_mask[:, k]
-            if valid.any():
-                m[f"segments/reward_{k + 1}/mean"].append(seg_rewards[valid, k].float().mean().item())
+        self.log_segment_rewards(mode, seg_rewards, seg_mask)
         m["segments/K_mean"].append(seg_mask.float().sum(1).mean().item())
         in_seg = ((token_segment >= 0) & completion_mask.bool()).float().sum()
         m["segments/token_frac_in_segment"].append((in_seg / completion_mask.float().sum().clamp(min=1)).item())
@@ -297,7 +463,8 @@ class SegmentGRPOTrainer(GRPOTrainer):
             "credit/misattributed_token_frac": misattributed_token_fraction(
                 token_adv, token_segment, completion_mask, centred.to(token_adv.device), seg_mask[sl].to(token_adv.device)
             ),
-            "credit/corr_rollout_segment_adv": rollout_segment_correlation(adv.rollout, seg_rewards, seg_mask, G),
+            "credit/corr_rollout_segment_adv": rollout_segment_correlation(
+                adv.rollout, seg_rewards, seg_mask, G, eps=self.args.advantage_eps),
         }
         for name, value in diagnostics.items():
             if not math.isnan(value):

@@ -92,9 +92,8 @@ Every choice we had to make:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from trl.models.utils import disable_gradient_checkpointing
@@ -103,7 +102,7 @@ from segrl.prompts import add_structure_instruction
 from segrl.rewards.srpo_format import Block, Structure, blank_blocks, parse_structure, structure_score
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
-from segrl.trainers.segment_grpo import SegmentGRPOTrainer, completion_text
+from segrl.trainers.segment_grpo import ScoredBatch, SegmentGRPOTrainer, policy_inputs
 from segrl.trainers.token_mapping import Span, assign_tokens_to_segments, token_char_offsets
 
 UNDERLYING = {"srpo": "grpo", "sd_srpo": "sd_grpo"}
@@ -406,9 +405,17 @@ class SRPOConfig(SegmentGRPOConfig):
         super().__post_init__()  # the spec (below): estimator, TRL options of the estimator
 
 
-_FORWARD_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
-                 "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
-"""Multimodal keys of TRL's batch that ``_get_per_token_logps_and_entropies`` takes."""
+@dataclass(frozen=True)
+class SRPOScoredBatch(ScoredBatch):
+    """:class:`~segrl.trainers.segment_grpo.ScoredBatch` plus SRPO's structure of each local completion.
+
+    Attributes:
+        structures: ``B_local`` parsed structures (:func:`segrl.rewards.srpo_format.parse_structure`).
+        structure_reward: ``(B_local,)`` the structure part of the format reward.
+    """
+
+    structures: Sequence[Structure] = ()
+    structure_reward: torch.Tensor | None = None
 
 
 class SRPOTrainer(SegmentGRPOTrainer):
@@ -430,55 +437,47 @@ class SRPOTrainer(SegmentGRPOTrainer):
         if not isinstance(args, SRPOConfig):
             raise TypeError(f"args must be an SRPOConfig, got {type(args).__name__}")
         super().__init__(model=model, segment_metric=segment_metric, args=args, train_dataset=train_dataset, **kwargs)
-        self._srpo_pending: dict | None = None
+
+    def edit_prompt(self, prompt):
+        """The prompt with ``srpo_instruction`` appended to its last user text (choice 1)."""
+        return add_structure_instruction(prompt, self.args.srpo_instruction)
 
     # ------------------------------------------------------------------ rewards
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        """Score the answer lines on the blanked text (choice 2) and fold the structure reward into ``format``."""
+    def score_batch(self, inputs, texts, completion_ids) -> SRPOScoredBatch:
+        """Score the answer lines on the blanked text (choice 2) and fold the structure reward into ``format``
+        (choice 3); the batch keeps the texts as generated (same character positions)."""
         args: SRPOConfig = self.args
-        texts = [completion_text(c) for c in completions]
-        structures = [parse_structure(t) for t in texts]
-        blanked = [blank_blocks(t, st) for t, st in zip(texts, structures)]
-        gathered = super()._calculate_rewards(inputs, prompts, blanked, completion_ids_list)
-        pending = self._pending
-        pending["texts"] = texts  # token offsets are taken on the text as generated (same positions)
-        parsed = pending["scores"].parsed
-        structure = torch.tensor(
-            [structure_score(st, [s.start for s in p.segments if s.present]) for st, p in zip(structures, parsed)],
-            dtype=torch.float32,
-        )
+        with self.profile(self._mode(), "timing/segment_scoring_s"), self.reward_failure_dump(inputs, texts):
+            structures = [parse_structure(t) for t in texts]
+            blanked = [blank_blocks(t, st) for t, st in zip(texts, structures)]
+            scores, label_format = self.score_texts(inputs, blanked)
+            structure = torch.tensor(
+                [structure_score(st, [s.start for s in p.segments if s.present])
+                 for st, p in zip(structures, scores.parsed)],
+                dtype=torch.float32,
+            )
         w = args.srpo_structure_weight
-        fmt = (1.0 - w) * pending["format"] + w * structure
-        pending["format"] = fmt
-        gathered[:, 1] = self.accelerator.gather(fmt.to(gathered.device, gathered.dtype))
-        self._srpo_pending = {"texts": texts, "ids": completion_ids_list, "structures": structures,
-                              "parsed": parsed, "structure_reward": structure}
-        return gathered
+        base = self.gathered(texts, completion_ids, scores, (1.0 - w) * label_format + w * structure)
+        return SRPOScoredBatch(**{f.name: getattr(base, f.name) for f in fields(ScoredBatch)},
+                               structures=structures, structure_reward=structure)
 
     # ------------------------------------------------------------------ advantages
 
-    def _generate_and_score_completions(self, inputs):
-        args: SRPOConfig = self.args
-        if args.srpo_instruction:
-            inputs = [{**x, "prompt": add_structure_instruction(x["prompt"], args.srpo_instruction)} for x in inputs]
-        out = super()._generate_and_score_completions(inputs)
-        pending, self._srpo_pending = self._srpo_pending, None
-        if pending is None:  # pragma: no cover - TRL always scores before returning
-            raise RuntimeError("SRPO structures were not parsed for this batch")
-        weights = self._token_weights(out, pending)
-        out["advantages"] = out["advantages"] * weights.to(out["advantages"].device)
-        return out
+    def token_advantages(self, scored: SRPOScoredBatch, out: dict) -> torch.Tensor:
+        """The underlying estimator's ``(B_local, T)`` advantages times SRPO's token weights (choice 10)."""
+        advantages = super().token_advantages(scored, out)
+        return advantages * self._token_weights(out, scored).to(advantages.device)
 
-    def _token_weights(self, out: dict, pending: dict) -> torch.Tensor:
+    def _token_weights(self, out: dict, scored: SRPOScoredBatch) -> torch.Tensor:
         """``(B, T)`` SRPO weights of this process's rollouts (1 where the structure is missing)."""
         args: SRPOConfig = self.args
-        mode = "train" if self.model.training else "eval"
+        mode = self._mode()
         m = self._metrics[mode]
         completion_ids, completion_mask = out["completion_ids"], out["completion_mask"]
         B, T = completion_ids.shape
         role_rows, remove_rows, complete = [], [], []
-        for ids, text, st, p in zip(pending["ids"], pending["texts"], pending["structures"], pending["parsed"]):
+        for ids, text, st, p in zip(scored.completion_ids, scored.texts, scored.structures, scored.scores.parsed):
             complete.append(st.complete)
             if not st.complete:
                 role_rows.append([])
@@ -492,16 +491,15 @@ class SRPOTrainer(SegmentGRPOTrainer):
         remove = pad_rows(remove_rows, T, 0).bool() & mask
 
         m["srpo/structure_missing_frac"].append(1.0 - sum(complete) / max(1, B))
-        m["srpo/structure_reward/mean"].append(pending["structure_reward"].mean().item())
+        m["srpo/structure_reward/mean"].append(scored.structure_reward.mean().item())
         n_tokens = mask.sum().clamp(min=1)
         m["srpo/perception_token_frac"].append(((roles == PERCEPTION).sum() / n_tokens).item())
         m["srpo/reasoning_token_frac"].append(((roles == REASONING).sum() / n_tokens).item())
         if not any(complete) and not args.srpo_force_passes:
             return torch.ones(B, T)
 
-        t0 = time.perf_counter()
-        logps, corrupted, removed = self._contrast_logps(out, remove.to(completion_mask.device))
-        m["srpo/extra_pass_s"].append(time.perf_counter() - t0)
+        with self.profile(mode, "srpo/extra_pass_s"):
+            logps, corrupted, removed = self._contrast_logps(out, remove.to(completion_mask.device))
         roles_d = roles.to(logps.device)
         signal = role_signal(logps, corrupted, removed, roles_d)
         weights = role_weights(signal, roles_d, strength=args.srpo_strength, temperature=args.srpo_temperature)
@@ -525,12 +523,9 @@ class SRPOTrainer(SegmentGRPOTrainer):
         returns the clean log-probs as the corrupted ones.
         """
         args: SRPOConfig = self.args
-        prompt_ids, prompt_mask = out["prompt_ids"], out["prompt_mask"]
-        completion_ids, completion_mask = out["completion_ids"], out["completion_mask"]
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-        T = completion_ids.size(1)
-        kwargs = {k: out[k] for k in _FORWARD_KEYS if out.get(k) is not None}
+        batch = policy_inputs(out)
+        prompt_mask, completion_mask = out["prompt_mask"], batch.completion_mask
+        input_ids, attention_mask, T, kwargs = batch.input_ids, batch.attention_mask, batch.logits_to_keep, batch.model_kwargs
         batch_size = args.per_device_train_batch_size if self.model.training else args.per_device_eval_batch_size
 
         def logps_of(mask, **override):

@@ -242,11 +242,15 @@ def srpo_warm_model(tmp_path_factory, colour_warm_model, colour_data):
 class Recording(SRPOTrainer):
     """Records the estimator's advantages and the SRPO weights per generation batch, and what the loss gets."""
 
-    def _token_weights(self, out, pending):
-        w = super()._token_weights(out, pending)
-        self.generated.append({"base": out["advantages"].detach().clone(), "weights": w.clone(),
+    def _log_segment_metrics(self, mode, seg_rewards, seg_mask, adv, G, sl, token_adv, *rest):
+        self._base = token_adv.detach().clone()  # the estimator's (B, T) advantages, before the weights
+        return super()._log_segment_metrics(mode, seg_rewards, seg_mask, adv, G, sl, token_adv, *rest)
+
+    def _token_weights(self, out, scored):
+        w = super()._token_weights(out, scored)
+        self.generated.append({"base": self._base, "weights": w.clone(),
                                "ids": out["completion_ids"].clone(), "mask": out["completion_mask"].clone(),
-                               "complete": [s.complete for s in pending["structures"]]})
+                               "complete": [s.complete for s in scored.structures]})
         return w
 
     def _compute_loss(self, model, inputs):
