@@ -37,7 +37,6 @@ of a dry run is to list every problem, not to stop at the first traceback).
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import tempfile
@@ -168,24 +167,16 @@ def check_config(cfg_path: str | Path, overrides: Sequence[str]):
     return cfg, f"{cfg_path}: task {cfg.task}, model {cfg.model.name_or_path}, data {cfg.data.path}"
 
 
-def build_options(build: Callable, cfg) -> tuple[dict[str, Any], str]:
-    """Keyword options for a task builder: ``seed`` / ``test_fraction`` from ``cfg.data`` and a
-    size of :data:`BUILD_LIMIT` examples, each passed only if the builder takes it (builders
-    differ: multichart's size option is ``limit``, docci's is ``count``).
+def build_options(task, cfg):
+    """The task's typed build options for a dry run: ``seed`` / ``test_fraction`` from ``cfg.data``
+    (where the task uses them) and a size of :data:`BUILD_LIMIT` examples (or ``data.limit`` if smaller).
 
     Returns:
-        ``(options, size)``: the keyword arguments, and the size as text (``"all"`` when the
-        builder has no size option).
+        A ``task.options`` instance (:class:`segrl.tasks.base.BuildOptions`).
     """
-    params = inspect.signature(build).parameters
-    wanted = {"seed": cfg.data.seed, "test_fraction": cfg.data.test_fraction}
-    options: dict[str, Any] = {k: v for k, v in wanted.items() if k in params}
     size = max(2, min(cfg.data.limit or BUILD_LIMIT, BUILD_LIMIT))  # >= 2: one train and one test example
-    for name in ("limit", "count"):
-        if name in params:
-            options[name] = size
-            return options, str(size)
-    return options, "all"
+    shared = {"seed": cfg.data.seed, "test_fraction": cfg.data.test_fraction, "size": size}
+    return task.options(**{k: v for k, v in shared.items() if k not in task.options.unused})
 
 
 def check_dataset(cfg, task, stack: ExitStack):
@@ -202,9 +193,9 @@ def check_dataset(cfg, task, stack: ExitStack):
     built = ""
     if not path.exists():
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="segrl-validate-")))
-        options, size = build_options(task.build, cfg)
-        task.build(cfg.data.source, tmp / "data", **options)
-        built = (f"not found at {path}: built {size} examples from {cfg.data.source} into a temporary "
+        options = build_options(task, cfg)
+        task.build_with(cfg.data.source, tmp / "data", options)
+        built = (f"not found at {path}: built {options.size} examples from {cfg.data.source} into a temporary "
                  f"directory (run `segrl build-data {task.name}` before training); ")
         path = tmp / "data"
     ds = load_from_disk(str(path))

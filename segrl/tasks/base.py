@@ -21,8 +21,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 import PIL.Image
 from datasets import DatasetDict, Features, Image, List, Value
@@ -49,23 +50,89 @@ FEATURES = Features(
 """Arrow features of a built dataset (``prompt`` content blocks carry ``text=None`` for images)."""
 
 
+DEFAULT_MAX_SKIP_FRACTION = 0.05
+"""Default ``max_skip_fraction`` of every builder (our choice: a few typos pass, a wrong source or
+parser does not; see :mod:`segrl.tasks.build_log`)."""
+
+
 class DataError(ValueError):
     """Bad task input. The message names the offending file and field."""
 
 
 @dataclass(frozen=True)
+class BuildOptions:
+    """Options every task's builder takes; a task subclasses this with its own (frozen, typed).
+
+    ``segrl build-data TASK`` derives one command line option per field (``--field-name``; the help
+    is the field's ``help`` metadata; ``flag`` metadata overrides the option's spelling, e.g.
+    ``"--look-to-confirm/--plain"``; ``aliases`` adds older spellings such as ``--limit``), and
+    ``segrl validate`` builds a few examples through :meth:`TaskSpec.build_with`.
+
+    Attributes:
+        seed (int, defaults to 0): the task's seed (split, sampling or drawing: see the task).
+        size (int or None, defaults to None): how many examples (or groups) to build; None = the
+            task's default (all of the source, or the task's synthetic count).
+        test_fraction (float, defaults to 0.2): fraction held out for ``test``, in [0, 1].
+        strict (bool, defaults to False): raise on the first bad source item (else skip, count and
+            list it in ``build_log.jsonl``, :mod:`segrl.tasks.build_log`).
+        max_skip_fraction (float, defaults to 0.05): fail the build, before anything is written,
+            when more than this fraction of the items is skipped.
+
+    Class attributes:
+        builder_names: option field -> the builder's keyword, where they differ (``size`` is
+            ``limit`` for multichart).
+        unused: shared fields the task has no use for (MMSci keeps its own splits): not passed to
+            the builder, not offered on the command line, refused at a non-default value.
+    """
+
+    builder_names: ClassVar[dict[str, str]] = {}
+    unused: ClassVar[tuple[str, ...]] = ()
+
+    seed: int = field(default=0, metadata={"help": "Seed of the split and of any sampling."})
+    size: int | None = field(default=None, metadata={"help": "Examples (or groups) to build; default: the task's."})
+    test_fraction: float = field(default=0.2, metadata={"help": "Fraction held out for test, in [0, 1]."})
+    strict: bool = field(default=False, metadata={
+        "help": "Fail on the first bad source item instead of skipping it (see build_log.jsonl)."})
+    max_skip_fraction: float = field(default=DEFAULT_MAX_SKIP_FRACTION, metadata={
+        "help": "Fail the build when more than this fraction of the source items is skipped."})
+
+    def __post_init__(self) -> None:
+        defaults = {f.name: f.default for f in fields(BuildOptions)}
+        used = [f"{name}={getattr(self, name)!r}" for name in self.unused if getattr(self, name) != defaults[name]]
+        if used:
+            raise ValueError(f"{type(self).__name__}: this task does not use {', '.join(used)}")
+
+    @classmethod
+    def option_fields(cls) -> list:
+        """The dataclass fields the builder takes (every field but :attr:`unused`)."""
+        return [f for f in fields(cls) if f.name not in cls.unused]
+
+    def builder_kwargs(self) -> dict:
+        """Keyword arguments of the task's ``build`` function."""
+        return {self.builder_names.get(f.name, f.name): getattr(self, f.name) for f in self.option_fields()}
+
+
+@dataclass(frozen=True)
 class TaskSpec:
-    """A task: how to build its data and how to score a segment.
+    """A task: how to build its data and how to score a segment; ``segrl build-data`` and
+    ``segrl validate`` are derived from it.
 
     Attributes:
         name: registry name (``multichart``, ``docci``, ``mmsci`` ...).
         version: bumped whenever prompts, parsing or splits change; stored in every row's meta.
-        build: ``build(source, out_dir, **options) -> DatasetDict``; writes ``out_dir`` atomically.
+        build: ``build(source, out_dir, **options) -> DatasetDict``; writes ``out_dir`` atomically
+            (the keywords: :meth:`BuildOptions.builder_kwargs`, and ``stats`` when :attr:`fills_stats`).
         segment_reward: name in ``segrl.rewards.SEGMENT_REWARDS`` of the per-segment reward.
         eval_metrics: names of per-segment metrics reported by ``segrl eval``.
         description: one line for ``segrl build-data --help``.
         holistic_metrics: names (of ``eval_metrics``) that ``segrl eval`` also scores on the whole
             answer against the whole ``reference`` (reported as ``<name>_holistic``).
+        options: the task's :class:`BuildOptions` subclass.
+        source: default ``--source`` of ``segrl build-data`` (None: the task needs none by default).
+        source_help: help of ``--source``.
+        report: ``report(dataset, out_dir, options, stats) -> lines`` printed after a build (counts
+            the builder left in ``stats``); None: nothing beyond the split sizes.
+        fills_stats: the builder takes a ``stats`` dict and fills it with counts.
     """
 
     name: str
@@ -75,6 +142,26 @@ class TaskSpec:
     eval_metrics: tuple[str, ...]
     description: str = ""
     holistic_metrics: tuple[str, ...] = ()
+    options: type[BuildOptions] = BuildOptions
+    source: str | None = None
+    source_help: str = "Source data (see the task's module docstring)."
+    report: Callable[..., list[str]] | None = None
+    fills_stats: bool = False
+
+    def build_with(self, source, out_dir, options: BuildOptions | None = None, stats: dict | None = None) -> DatasetDict:
+        """Build with typed ``options`` (default: the task's defaults).
+
+        Raises:
+            TypeError: ``options`` is not this task's options class.
+            DataError, ValueError: as the task's builder.
+        """
+        options = self.options() if options is None else options
+        if not isinstance(options, self.options):
+            raise TypeError(f"task {self.name!r} takes {self.options.__name__}, got {type(options).__name__}")
+        kwargs = options.builder_kwargs()
+        if stats is not None and self.fills_stats:
+            kwargs["stats"] = stats
+        return self.build(source, out_dir, **kwargs)
 
 
 def format_instruction(labels: Sequence[str], unit: str = "question") -> str:

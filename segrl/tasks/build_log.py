@@ -48,13 +48,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segrl.tasks.base import DataError, save_dataset_atomic
+from segrl.tasks.base import DEFAULT_MAX_SKIP_FRACTION, DataError, save_dataset_atomic
 
 BUILD_LOG = "build_log.jsonl"
 """File name of the build log inside a built dataset's directory."""
-
-DEFAULT_MAX_SKIP_FRACTION = 0.05
-"""Default ``max_skip_fraction`` (our choice: a few typos pass, a wrong source or parser does not)."""
 
 SHOWN_IN_ERRORS = 3
 """How many bad items a :class:`TooManySkipped` message quotes."""

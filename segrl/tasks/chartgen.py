@@ -104,14 +104,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from datasets import Dataset, DatasetDict
 from PIL import Image
 
 from segrl.segments import format_answer
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value
+from segrl.tasks.base import FEATURES, BuildOptions, DataError, TaskSpec, make_meta, png_value
 from segrl.tasks.build_log import DEFAULT_MAX_SKIP_FRACTION, BadItem, BuildLog, save_with_log
 from segrl.tasks.multichart import chart_prompt, split_groups
 
@@ -673,6 +674,28 @@ def build(
     return ds
 
 
+@dataclass(frozen=True)
+class ChartsOptions(BuildOptions):
+    """``segrl build-data charts`` options (:func:`build`); ``size`` is the number of chart groups drawn."""
+
+    builder_names: ClassVar[dict[str, str]] = {"size": "count"}
+
+    seed: int = field(default=0, metadata={"help": "Drawing and split seed."})
+    size: int | None = field(default=400, metadata={
+        "help": "Chart groups to draw (groups with fewer than K questions are skipped).", "aliases": ("--count",)})
+    test_fraction: float = field(default=0.2, metadata={"help": "Fraction of chart groups held out for test."})
+    questions_per_answer: int = field(default=4, metadata={"help": "K: questions (segments) per example."})
+    chart_side: int = field(default=112, metadata={"help": "Side of each rendered chart in pixels."})
+    tables: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "Use only this table (repeatable; default all): see segrl.tasks.chartgen.TABLES.", "flag": "--table"})
+
+
+def report(ds, out, options: ChartsOptions, stats: dict) -> list[str]:
+    """Groups drawn and skipped, and segments per question template."""
+    return [f"K={options.questions_per_answer}: {stats['groups']} groups, {stats['groups_skipped']} skipped (fewer than "
+            f"K questions); segments per template: {dict(sorted(stats['templates'].items()))}"]
+
+
 TASK = TaskSpec(
     name="charts",
     version=1,
@@ -681,4 +704,8 @@ TASK = TaskSpec(
     eval_metrics=("accuracy",),
     description="Controlled multi-chart QA: 2-3 charts rendered from real packaged tables, K template "
     "questions with exact answers, one segment each.",
+    options=ChartsOptions,
+    source_help="Unused: the tables ship with PyPI packages.",
+    report=report,
+    fills_stats=True,
 )

@@ -64,8 +64,9 @@ import json
 import random
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from datasets import Dataset, DatasetDict
 from PIL import Image
@@ -73,6 +74,7 @@ from PIL import Image
 from segrl.segments import format_answer
 from segrl.tasks.base import (
     FEATURES,
+    BuildOptions,
     DataError,
     TaskSpec,
     format_instruction,
@@ -496,6 +498,24 @@ def build(
     return ds
 
 
+@dataclass(frozen=True)
+class DocciOptions(BuildOptions):
+    """``segrl build-data docci`` options (:func:`build`); ``size`` is the number of examples."""
+
+    builder_names: ClassVar[dict[str, str]] = {"size": "count"}
+
+    seed: int = field(default=0, metadata={"help": "Scene / grouping seed."})
+    size: int | None = field(default=None, metadata={"help": "Examples (synthetic: total; docci: per split).",
+                                                      "aliases": ("--count",)})
+    test_fraction: float = field(default=0.2, metadata={"help": "Held-out fraction (synthetic)."})
+    source_kind: str = field(default="synthetic", metadata={"help": "synthetic (offline, rendered scenes) or docci."})
+    panels: int = field(default=4, metadata={"help": "K: panels per grid image (one segment each)."})
+    panel_side: int = field(default=112, metadata={"help": "Side of one panel in pixels."})
+    split_seed: int = field(default=0, metadata={"help": "Train/test split seed (synthetic)."})
+    entangled: bool = field(default=False, metadata={
+        "help": "Synthetic panels share a scene; captions refer to earlier panels.", "flag": "--entangled"})
+
+
 TASK = TaskSpec(
     name="docci",
     version=1,
@@ -504,4 +524,7 @@ TASK = TaskSpec(
     eval_metrics=("cider_d", "bleu4", "meteor"),
     description="Multi-panel dense captioning: K panels (synthetic scenes or DOCCI photos) in one grid "
     "image, one caption segment per numbered panel.",
+    options=DocciOptions,
+    source_help="DOCCI directory (docci_descriptions.jsonlines + images/) or the hub id google/docci; unused for "
+    "--source-kind synthetic.",
 )

@@ -78,15 +78,16 @@ import json
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from datasets import Dataset, DatasetDict
 from PIL import Image, ImageDraw
 
 from segrl.grounding_objects import GroundingObject, as_object, first_json_value
 from segrl.prompts import LOOK_INSTRUCTION
-from segrl.tasks.base import FEATURES, DataError, TaskSpec, make_meta, png_value
+from segrl.tasks.base import FEATURES, BuildOptions, DataError, TaskSpec, make_meta, png_value
 from segrl.tasks.build_log import DEFAULT_MAX_SKIP_FRACTION, BadItem, BuildLog, save_with_log
 from segrl.tasks.multichart import split_groups
 
@@ -586,6 +587,28 @@ def build(
     return ds
 
 
+@dataclass(frozen=True)
+class GroundingOptions(BuildOptions):
+    """``segrl build-data grounding`` options (:func:`build`); ``size`` is the number of examples."""
+
+    builder_names: ClassVar[dict[str, str]] = {"size": "count"}
+
+    seed: int = field(default=0, metadata={"help": "Scene seed (synthetic)."})
+    size: int | None = field(default=None, metadata={
+        "help": f"Examples (synthetic: total, default {DEFAULT_SYNTHETIC_COUNT}; loaded: per split).",
+        "aliases": ("--count",)})
+    test_fraction: float = field(default=0.2, metadata={"help": "Held-out fraction (same cases as split_seed)."})
+    source_kind: str = field(default="synthetic", metadata={
+        "help": "synthetic (offline, rendered scenes) or visionreasoner."})
+    split_seed: int = field(default=0, metadata={
+        "help": "Train/test split seed (synthetic, or loaded data without a test split)."})
+    image_side: int = field(default=840, metadata={"help": "Synthetic canvas side in pixels."})
+    max_targets: int = field(default=3, metadata={"help": "Most targets per synthetic query."})
+    look_to_confirm: bool = field(default=True, metadata={
+        "help": "Dr. Seg's Look-to-Confirm prompt (and <look> blocks in the references), or VisionReasoner's "
+        "plain one.", "flag": "--look-to-confirm/--plain"})
+
+
 TASK = TaskSpec(
     name="grounding",
     version=1,
@@ -594,4 +617,7 @@ TASK = TaskSpec(
     eval_metrics=("iou",),
     description="Reasoning grounding: boxes and points of the object(s) an indirect query describes "
     "(synthetic scenes or VisionReasoner/ReasonSeg data), one segment per target object.",
+    options=GroundingOptions,
+    source_help="VisionReasoner/ReasonSeg data: a save_to_disk directory, a directory of <split>-*.parquet files or "
+    "a hub id; unused for --source-kind synthetic.",
 )

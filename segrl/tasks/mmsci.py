@@ -76,14 +76,16 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from datasets import Dataset, DatasetDict
 
 from segrl.segments import parse_segments
 from segrl.tasks.base import (
     FEATURES,
+    BuildOptions,
     DataError,
     TaskSpec,
     load_rgb_image,
@@ -508,6 +510,35 @@ def build(
     return ds
 
 
+@dataclass(frozen=True)
+class MMSciOptions(BuildOptions):
+    """``segrl build-data mmsci`` options (:func:`build`); MMSci keeps its own splits, so ``seed`` and
+    ``test_fraction`` do not apply (refused when set); ``size`` is the most figures per split."""
+
+    builder_names: ClassVar[dict[str, str]] = {"size": "limit"}
+    unused: ClassVar[tuple[str, ...]] = ("seed", "test_fraction")
+
+    size: int | None = field(default=None, metadata={"help": "Keep at most N usable figures per split.",
+                                                      "aliases": ("--limit",)})
+    setting: str = field(default="abstract", metadata={"help": "Prompt context: ungrounded, abstract or content."})
+    eval_split: str = field(default="dev", metadata={"help": "MMSci split used as our test split: dev or test."})
+    max_context_chars: int = field(default=DEFAULT_MAX_CONTEXT_CHARS, metadata={
+        "help": "Cut the abstract / article text to this many characters."})
+    max_image_side: int | None = field(default=None, metadata={"help": "Shrink figures to this longer side (pixels)."})
+    min_subfigures: int = field(default=2, metadata={"help": "Fewest sub-figure labels for a usable caption."})
+
+
+def report(ds, out, options: MMSciOptions, stats: dict) -> list[str]:
+    """Per split: records read, kept and skipped by reason (from the build log)."""
+    summary, _ = read_build_log(out)
+    lines = []
+    for split, s in summary["splits"].items():
+        reasons = ", ".join(f"{k}: {v}" for k, v in s["skipped_by_reason"].items()) or "none"
+        lines.append(f"{split} (MMSci {s['mmsci_split']}): {s['records']} records, {s['kept']} kept, "
+                     f"{s['skipped']} skipped ({reasons})")
+    return [*lines, f"skipped figures listed in {Path(out) / BUILD_LOG}"]
+
+
 TASK = TaskSpec(
     name="mmsci",
     version=1,
@@ -517,4 +548,9 @@ TASK = TaskSpec(
     description="MMSci sub-figure captioning: one scientific figure per example, one caption segment "
     "per sub-figure label (a), (b), ...; ungrounded, abstract- or content-grounded prompts.",
     holistic_metrics=("bleu1", "bleu2", "bleu3", "bleu4", "cider_d", "meteor", "rouge_l", "bertscore"),
+    options=MMSciOptions,
+    source="data/raw/mmsci/benchmark",
+    source_help="MMSci's benchmark directory (<split>/image_caption_generation_data.json + <split>/images/), or its "
+    "parent.",
+    report=report,
 )

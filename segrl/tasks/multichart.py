@@ -110,12 +110,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
+from typing import ClassVar
 
 from datasets import Dataset, DatasetDict
 
 from segrl.segments import format_answer
 from segrl.tasks.base import (
     FEATURES,
+    BuildOptions,
     DataError,
     TaskSpec,
     format_instruction,
@@ -697,6 +699,30 @@ def build(
     return ds
 
 
+@dataclass(frozen=True)
+class MultichartOptions(BuildOptions):
+    """``segrl build-data multichart`` options (:func:`build`); ``size`` keeps the first N groups."""
+
+    builder_names: ClassVar[dict[str, str]] = {"size": "limit"}
+
+    seed: int = field(default=0, metadata={"help": "Split seed."})
+    size: int | None = field(default=None, metadata={"help": "Keep only the first N groups (sorted by name).",
+                                                      "aliases": ("--limit",)})
+    test_fraction: float = field(default=0.2, metadata={"help": "Fraction of chart groups held out for test."})
+    keep_notes: bool = field(default=True, metadata={"help": "Keep MultiChartQA's 'Note that ...' instructions in prompts."})
+    questions_per_answer: int | None = field(default=None, metadata={
+        "help": "K: long-form examples of exactly K (sub-)questions of one chart group; groups with fewer are "
+        "skipped and counted. Default: one example per group with all its questions."})
+
+
+def report(ds, out, options: MultichartOptions, stats: dict) -> list[str]:
+    """The long-form counts of a build (``segrl build-data`` prints them)."""
+    if options.questions_per_answer is None:
+        return []
+    return [f"K={options.questions_per_answer}: {stats['groups']} groups, {stats['groups_skipped']} skipped "
+            f"(fewer than K questions), {stats['segments_left_out']} questions left out (n mod K)"]
+
+
 TASK = TaskSpec(
     name="multichart",
     version=1,
@@ -705,4 +731,9 @@ TASK = TaskSpec(
     eval_metrics=("accuracy",),
     description="MultiChartQA: 2-3 charts per group, all its questions answered in one response, "
     "one segment per (sub-)answer.",
+    options=MultichartOptions,
+    source="../shared/data/multichartqa",
+    source_help="MultiChartQA directory (data/<group>/...).",
+    report=report,
+    fills_stats=True,
 )

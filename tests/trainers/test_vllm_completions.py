@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from segrl.models import load_policy
 from segrl.rewards import make_segment_reward
