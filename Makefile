@@ -152,6 +152,10 @@ reproduce-drseg: install
 	test -d models/tiny-grounding || $(SEGRL) make-tiny-model --data data/grounding --out models/tiny-grounding
 	test -d models/tiny-grounding-sft || $(SEGRL) warm-start --config $(DRSEG_CONFIG) \
 	  --model models/tiny-grounding --out models/tiny-grounding-sft
+	test -f runs/drseg/sft/eval/metrics.json || { $(SEGRL) eval grounding --model models/tiny-grounding-sft \
+	  --data data/grounding --max-new-tokens 144 --max-image-side 112 --out runs/drseg/sft/eval.tmp && \
+	  $(PY) -c "from segrl.tasks.grounding import add_grounding_metrics as f; f('runs/drseg/sft/eval.tmp', 'data/grounding')" && \
+	  rm -rf runs/drseg/sft/eval && mv runs/drseg/sft/eval.tmp runs/drseg/sft/eval; }
 	for algo in $(DRSEG_ALGOS); do for seed in $(DRSEG_SEEDS); do \
 	  run=runs/drseg/$$algo/seed$$seed; \
 	  test -f $$run/eval/metrics.json && continue; \
@@ -170,6 +174,8 @@ docci-k4-inputs: install
 	test -d models/tiny-docci-k4 || $(SEGRL) make-tiny-model --data data/docci-k4 --out models/tiny-docci-k4
 	test -d models/tiny-docci-k4-sft || $(SEGRL) warm-start --config configs/docci_cpu.yaml \
 	  --set data.path=data/docci-k4 --model models/tiny-docci-k4 --out models/tiny-docci-k4-sft
+	test -f runs/table1/k4/sft/eval/metrics.json || $(SEGRL) eval docci --model models/tiny-docci-k4-sft \
+	  --data data/docci-k4 --max-new-tokens 160 --out runs/table1/k4/sft/eval
 multichart-inputs: install
 	test -d data/multichart || $(SEGRL) build-data multichart --source ../shared/data/multichartqa --out data/multichart
 	test -d models/tiny || $(SEGRL) make-tiny-model --data data/multichart --out models/tiny
@@ -179,6 +185,8 @@ multichart-inputs: install
 # comparisons, run once for both. Resumable.
 BASELINE_SEEDS ?= 0 1 2
 multichart-baselines: multichart-inputs
+	test -f runs/baselines/multichart/sft/eval/metrics.json || $(SEGRL) eval multichart --model models/tiny-sft \
+	  --data data/multichart --max-image-side 112 --out runs/baselines/multichart/sft/eval
 	for seed in $(BASELINE_SEEDS); do for algo in grpo sd_grpo; do \
 	  run=runs/baselines/multichart/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
 	  $(SEGRL) train --config $(CONFIG) --model models/tiny-sft --algo $$algo --seed $$seed \

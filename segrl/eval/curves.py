@@ -142,6 +142,17 @@ def efficiency(bands: dict[str, pd.DataFrame], start: float, fraction: float = 0
             if not b.empty}
 
 
+def seed_steps(curves: list[pd.DataFrame], start: float, best: float, fraction: float = 0.5,
+               smooth: int = 1) -> list[float | None]:
+    """Per seed: the step its own curve (smoothed as in :func:`band`) first reaches the same
+    threshold as :func:`efficiency` (``start + fraction (best - start)``); None where it never does."""
+    out = []
+    for c in curves:
+        s = c.set_index("step")["value"].rolling(max(1, smooth), min_periods=1).mean()
+        out.append(steps_to_fraction(s.index, s.to_numpy(), start, best, fraction))
+    return out
+
+
 def start_value(bands: dict[str, pd.DataFrame]) -> float:
     """The SFT start on the training curves: the mean over arms of each arm's first logged value
     (the first step's rollouts are sampled from the SFT policy before any update)."""

@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from segrl.eval import sweep as sw
-from segrl.eval.curves import band, efficiency, final_value, plot_curves, read_curve, start_value
+from segrl.eval.curves import band, efficiency, final_value, plot_curves, read_curve, seed_steps, start_value
 from segrl.eval.stats import CONFIDENCE, MIN_SEEDS, Interval, mean_ci, verdict
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "configs" / "reports"
@@ -79,6 +79,8 @@ class TableSpec:
         kind (`str`, defaults to `"sweep"`): one of :data:`KINDS`.
         runs (`list[str]`, defaults to `[]`): directories searched for eval runs (an SFT-start eval,
             i.e. an evaluated model without an ``algo``, found there is the gate's reference).
+        start_runs (`list[str]`, defaults to `[]`): more directories searched for SFT-start evals only
+            (e.g. the shared warm start's eval of another table); one that does not exist yet is skipped.
         metrics (`list[str]`, defaults to `[]`): metric columns (for ``longform``: the columns shown).
         pairs (`list[[str, str]]`, defaults to `[["sd_grpo", "grpo"]]`): (treatment, control) paired gains.
         gain_metrics (`list[str]` or `None`, defaults to `None`): metrics of the paired gains; None: ``metrics``.
@@ -105,6 +107,7 @@ class TableSpec:
     out: str
     kind: str = "sweep"
     runs: list = field(default_factory=list)
+    start_runs: list = field(default_factory=list)
     metrics: list = field(default_factory=list)
     pairs: list = field(default_factory=lambda: [("sd_grpo", "grpo")])
     gain_metrics: list | None = None
@@ -154,7 +157,7 @@ def spec_from_dict(raw: Any, name: str, where: str) -> TableSpec:
     kind = raw.get("kind", "sweep")
     if kind not in KINDS:
         raise SpecError(f"{where}: kind {kind!r} is not one of {list(KINDS)}")
-    lists = ("runs", "metrics", "pairs", "gain_metrics", "curves", "notes")
+    lists = ("runs", "start_runs", "metrics", "pairs", "gain_metrics", "curves", "notes")
     for key in lists:
         if key in raw and raw[key] is not None and not isinstance(raw[key], list):
             raise SpecError(f"{where}: field {key!r} must be a list (got {raw[key]!r})")
@@ -220,11 +223,20 @@ def spec_names(specs_dir: str | Path | None = None) -> list[str]:
 # --- the pipeline ---------------------------------------------------------------------------------
 def collect(spec: TableSpec, runs: list[str] | None = None) -> pd.DataFrame:
     """The spec's run frame (:func:`segrl.eval.sweep.collect_sweep`, or ``collect_longform``),
-    SFT-start evals included (``algo == "(init)"``)."""
-    runs = list(runs or spec.runs)
-    if spec.kind == "longform":
-        return sw.collect_longform(runs, spec.evals, spec.train_metrics)
-    return sw.collect_sweep(runs, spec.metrics)
+    SFT-start evals included (``algo == "(init)"``: those under ``runs`` and under the existing
+    ``start_runs``)."""
+    def one(paths):
+        if spec.kind == "longform":
+            return sw.collect_longform(paths, spec.evals, spec.train_metrics)
+        return sw.collect_sweep(paths, spec.metrics)
+
+    df = one(list(runs or spec.runs))
+    extra = [p for p in spec.start_runs if Path(p).exists()]
+    if extra:
+        starts = one(extra)
+        starts = starts[starts["algo"] == "(init)"] if not starts.empty else starts
+        df = pd.concat([df, starts], ignore_index=True) if not starts.empty else df
+    return df
 
 
 def curve_sections(df: pd.DataFrame, spec: TableSpec, out: Path, title: str) -> tuple[list[str], dict[str, Path]]:
@@ -234,6 +246,7 @@ def curve_sections(df: pd.DataFrame, spec: TableSpec, out: Path, title: str) -> 
     by = spec.by
     for key in spec.curves:
         panels: dict[str, dict[str, pd.DataFrame]] = {}
+        raw: dict[str, dict[str, list]] = {}  # the seeds' own curves, for per-seed sample efficiency
         for k, gk in df.groupby("K"):
             for arm, g in gk.groupby(by):
                 curves = []
@@ -245,6 +258,7 @@ def curve_sections(df: pd.DataFrame, spec: TableSpec, out: Path, title: str) -> 
                 if curves:
                     label = f"alpha={arm:g}" if by == "alpha" else str(arm)
                     panels.setdefault(f"K={int(k)}", {})[label] = band(curves, spec.confidence, spec.smooth)
+                    raw.setdefault(f"K={int(k)}", {})[label] = curves
         if not panels:
             if key == spec.curves[0]:
                 lines += [f"## Learning curves: {key}", "", f"(none: no trained run logged `{key}` in a "
@@ -259,15 +273,21 @@ def curve_sections(df: pd.DataFrame, spec: TableSpec, out: Path, title: str) -> 
                   f"step's value (its rollouts come from the SFT policy).", ""]
         if key == spec.curves[0]:
             lines += [f"Sample efficiency: training steps to reach {spec.fraction:g} of the way from the SFT start "
-                      f"to the best final score (an arm's final score: its smoothed seed-mean curve at its last step).", "",
-                      "| K | arm | SFT start | best final | steps |", "|---|---|---|---|---|"]
+                      "to the best final score (an arm's final score: its smoothed seed-mean curve at its last "
+                      "step); on the seed-mean curve, and per seed (mean and CI over the seeds that reached it).",
+                      "", "| K | arm | SFT start | best final | steps (mean curve) | steps per seed |",
+                      "|---|---|---|---|---|---|"]
             for p, bands in panels.items():
                 eff = efficiency(bands, starts[p], spec.fraction)
                 finals = [final_value(b) for b in bands.values() if not b.empty]
                 best = max(finals) if finals else float("nan")
                 for arm, steps in eff.items():
+                    per_seed = seed_steps(raw[p][arm], starts[p], best, spec.fraction, spec.smooth)
+                    hit = [x for x in per_seed if x is not None]
+                    seeds = (mean_ci(hit, spec.confidence, spec.ci).text(digits=1) if hit else "—") + \
+                        f", {len(hit)} of {len(per_seed)} seeds reached it"
                     lines.append(f"| {p[2:]} | {arm} | {starts[p]:.4f} | {best:.4f} | "
-                                 f"{'not reached' if steps is None else int(steps)} |")
+                                 f"{'not reached' if steps is None else int(steps)} | {seeds} |")
             lines.append("")
     return lines, files
 

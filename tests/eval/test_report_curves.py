@@ -5,7 +5,7 @@ from runs import sft_eval, trained
 from typer.testing import CliRunner
 
 from segrl.cli import app
-from segrl.eval.curves import band, efficiency, read_curve
+from segrl.eval.curves import band, efficiency, read_curve, seed_steps
 
 
 def test_plain_report_writes_curves(tmp_path):
@@ -31,3 +31,9 @@ def test_band_and_efficiency_by_hand(tmp_path):
     flat = band([read_curve(tmp_path / "s0")]).assign(mean=[0.2, 0.2, 0.2])
     # start 0.2, best final 0.6 (the climbing arm): half-way is 0.4, reached at step 2; the flat arm never
     assert efficiency({"up": b, "flat": flat}, start=0.2, fraction=0.5) == {"up": 2.0, "flat": None}
+    # per seed, same threshold 0.4: seed 0 (0.1, 0.3, 0.5) at step 3, seed 1 (0.3, 0.5, 0.7) at step 2
+    curves = [read_curve(tmp_path / f"s{s}") for s in range(2)]
+    assert seed_steps(curves, start=0.2, best=0.6, fraction=0.5) == [3.0, 2.0]
+    # smoothed over 2 steps: seed 0 -> 0.1, 0.2, 0.4 (step 3); seed 1 -> 0.3, 0.4 (step 2)
+    assert seed_steps(curves, 0.2, 0.6, 0.5, smooth=2) == [3.0, 2.0]
+    assert seed_steps(curves, 0.2, 0.6, 1.0, smooth=2) == [None, 3.0]  # 0.6: only seed 1 (0.3, 0.4, 0.6)

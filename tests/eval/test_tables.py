@@ -52,7 +52,9 @@ def test_table1_gain_slope_gate_and_verdict(tmp_path):
     eff = [line for line in md.splitlines() if line.startswith("| 4 | ")]
     # seed-mean curves smoothed over 5 steps: sd_grpo .30 .35 .40 .45 .48 .54 (final 0.54, the best);
     # grpo .30 .31 .32 .33 .34 .364; target 0.30 + 0.5 (0.54 - 0.30) = 0.42: sd_grpo at step 4, grpo never
-    assert eff == ["| 4 | grpo | 0.3000 | 0.5400 | not reached |", "| 4 | sd_grpo | 0.3000 | 0.5400 | 4 |"]
+    # per seed: every sd_grpo seed has the same curve (step 4); grpo's seeds end at 0.364 + 0.002 s at most
+    assert eff == ["| 4 | grpo | 0.3000 | 0.5400 | not reached | —, 0 of 5 seeds reached it |",
+                   "| 4 | sd_grpo | 0.3000 | 0.5400 | 4 | 4.0 [4.0, 4.0] (n=5), 5 of 5 seeds reached it |"]
 
 
 def test_gate_failure_makes_the_table_uninformative(tmp_path):
@@ -177,7 +179,17 @@ def test_every_preset_produces_its_table(tmp_path, monkeypatch):
     # alpha 0.5 - alpha 0: +0.05 on both seeds; alpha 1 (the gate's GRPO end) - SFT start 0.2: 0.2, 0.21
     assert "| cider_d | 4 | 0.5 | +0.0500 [0.0500, 0.0500] (n=2†) |" in md3
     assert "K=4 +0.2050 [0.1415, 0.2685] (n=2†)" in md3 and "Gate **passed**" in md3
+    # sapo_docci finds table 1's K=4 SFT start through start_runs: grpo 0.30, 0.31 over 0.2 -> +0.105, sem 0.005
+    assert "K=4 +0.1050 [0.0415, 0.1685] (n=2†). Gate **passed**" in (tmp_path / "results/sapo/docci-k4/table.md").read_text()
     assert runner.invoke(app, ["report", "table4", "runs/x"]).exit_code == 2
+
+
+def test_missing_start_runs_are_skipped(tmp_path):
+    runs = table1_runs(tmp_path / "runs" / "table1", seeds=2)
+    spec = spec_from_dict({"title": "t", "out": "o", "runs": [str(runs / "k2")], "metrics": ["cider_d"],
+                           "start_runs": [str(tmp_path / "not-yet")]}, "t", "t.yaml")
+    md = make_table(spec, None, tmp_path / "out", command="c")["md"].read_text()
+    assert "K=2 +0.1050" in md  # the SFT start under runs/ is still found (grpo 0.40, 0.41 over 0.30)
 
 
 def test_report_refuses_non_blend_runs_in_the_alpha_table(tmp_path):
