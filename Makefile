@@ -9,8 +9,17 @@ SEGRL := $(VENV)/bin/segrl
 TORCH ?= torch==2.13.0
 CONFIG ?= configs/multichart_cpu.yaml
 DEMO_RUNS := runs/demo
+# Sweeps skip a finished run only when its run.json matches the request (config, model, task version, data
+# fingerprint; `segrl run-status`); a stale one stops the sweep naming the mismatch, unless RERUN_STALE=1
+# (moved aside to RUN.stale-<time>, then retrained).
+RERUN_STALE ?=
+# $(call train_unless_done,RUN,TRAIN_ARGS): `segrl train TRAIN_ARGS --output-dir RUN --resume off` unless done.
+define train_unless_done
+st=0; $(SEGRL) run-status $(2) --output-dir $(1) $(if $(RERUN_STALE),--rerun-stale) || st=$$?; \
+	case $$st in 0) ;; 1) $(SEGRL) train $(2) --output-dir $(1) --resume off;; *) exit $$st;; esac
+endef
 
-.PHONY: install test test-slow demo lint clean golden-update \
+.PHONY: install test test-slow test-faults demo lint clean golden-update \
 	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-drseg \
 	reproduce-sapo reproduce-srpo docci-k4-inputs multichart-inputs multichart-baselines
 
@@ -35,6 +44,13 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# Crash-anywhere resume, the full campaign: 24 seeded SIGKILLs of real `segrl train` processes (mid-step,
+# inside checkpoint writing, inside the `latest` update, timers), each resumed with --resume auto; every
+# finished run must equal an uninterrupted one to 1e-6. The summary goes to results/faults/campaign.json.
+test-faults: install
+	mkdir -p results/faults
+	SEGRL_FAULT_SUMMARY=results/faults/campaign.json $(PY) -m pytest -q -s -m slow tests/faults
+
 lint: install
 	$(PY) -m pip install -q "ruff==0.17.6" 2>&1 | grep -v "is ignored" || true
 	$(VENV)/bin/ruff check segrl tests
@@ -53,7 +69,8 @@ demo: install
 	$(SEGRL) report $(DEMO_RUNS) --out results/demo --title "MultiChartQA sample (test split), tiny LLaVA, CPU"
 
 # Table 1 (CPU preset): multi-panel captioning, K panels, SD-GRPO vs GRPO (and the Dr. variants).
-# One SFT warm start per K shared by every algorithm; resumable: finished runs are skipped.
+# One SFT warm start per K shared by every algorithm; resumable: finished runs whose run.json matches are
+# skipped (train_unless_done), then each missing eval is run.
 TABLE1_K ?= 1 2 4 8
 TABLE1_ALGOS ?= grpo sd_grpo dr_grpo sd_dr_grpo
 TABLE1_SEEDS ?= 0 1 2
@@ -67,11 +84,11 @@ reproduce-table1: install
 	    --data data/docci-k$$K --max-new-tokens $$((40 * K)) --out runs/table1/k$$K/sft/eval; \
 	  for algo in $(TABLE1_ALGOS); do for seed in $(TABLE1_SEEDS); do \
 	    run=runs/table1/k$$K/$$algo/seed$$seed; \
-	    test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) train --config configs/docci_cpu.yaml --set data.path=data/docci-k$$K \
+	    $(call train_unless_done,$$run,--config configs/docci_cpu.yaml --set data.path=data/docci-k$$K \
 	      --set train.max_completion_length=$$((40 * K)) --model models/tiny-docci-k$$K-sft \
-	      --algo $$algo --seed $$seed --output-dir $$run --resume off; \
-	    $(SEGRL) eval docci --model $$run --data data/docci-k$$K --max-new-tokens $$((40 * K)) --out $$run/eval; \
+	      --algo $$algo --seed $$seed); \
+	    test -f $$run/eval/metrics.json || \
+	      $(SEGRL) eval docci --model $$run --data data/docci-k$$K --max-new-tokens $$((40 * K)) --out $$run/eval; \
 	  done; done; \
 	done
 	$(SEGRL) report table1
@@ -80,7 +97,8 @@ reproduce-table1: install
 # variant (task charts: charts rendered from real packaged tables, exact answers), each run also
 # evaluated on the real MultiChartQA sample built with the same K (TABLE2_REAL_K: no group of the
 # sample has 8 questions). One tiny model + SFT warm start per K shared by every algorithm.
-# Resumable: each finished piece of a run (training: run.json; each eval: metrics.json) is skipped.
+# Resumable: each finished piece of a run (training: a run.json matching the request; each eval:
+# metrics.json) is skipped.
 TABLE2_K ?= 1 2 4 8
 TABLE2_REAL_K ?= 1 2 4
 TABLE2_ALGOS ?= grpo sd_grpo dr_grpo sd_dr_grpo
@@ -99,9 +117,8 @@ reproduce-table2: install
 	    --max-new-tokens $$((12 * K)) --max-image-side 112 --out runs/table2/k$$K/sft/eval; \
 	  for algo in $(TABLE2_ALGOS); do for seed in $(TABLE2_SEEDS); do \
 	    run=runs/table2/k$$K/$$algo/seed$$seed; \
-	    test -f $$run/run.json || $(SEGRL) train --config $(TABLE2_CONFIG) --set data.path=$$data \
-	      --set train.max_completion_length=$$((12 * K)) --model $$model-sft \
-	      --algo $$algo --seed $$seed --output-dir $$run --resume off; \
+	    $(call train_unless_done,$$run,--config $(TABLE2_CONFIG) --set data.path=$$data \
+	      --set train.max_completion_length=$$((12 * K)) --model $$model-sft --algo $$algo --seed $$seed); \
 	    test -f $$run/eval/metrics.json || $(SEGRL) eval charts --model $$run --data $$data \
 	      --max-new-tokens $$((12 * K)) --max-image-side 112 --out $$run/eval; \
 	    test -z "$$real" || test -f $$run/eval-real/metrics.json || $(SEGRL) eval multichart --model $$run \
@@ -112,7 +129,7 @@ reproduce-table2: install
 
 # Table 3 (CPU preset): blend sweep on entangled synthetic panels (captions refer to each other),
 # alpha in {0 (SD-GRPO), 0.25, 0.5, 0.75, 1 (GRPO)} x 3 seeds; one SFT warm start shared by every run.
-# Resumable: finished runs (eval/metrics.json present) are skipped.
+# Resumable: finished runs whose run.json matches are skipped, then each missing eval is run.
 TABLE3_K ?= 4
 TABLE3_ALPHAS ?= 0 0.25 0.5 0.75 1
 TABLE3_SEEDS ?= 0 1 2
@@ -127,11 +144,10 @@ reproduce-table3: install
 	  --max-new-tokens $$((40 * K)) --out runs/table3/sft/eval; \
 	for alpha in $(TABLE3_ALPHAS); do for seed in $(TABLE3_SEEDS); do \
 	  run=runs/table3/alpha$$alpha/seed$$seed; \
-	  test -f $$run/eval/metrics.json && continue; \
-	  $(SEGRL) train --config $(TABLE3_CONFIG) --set data.path=$$data --set train.alpha=$$alpha \
-	    --set train.max_completion_length=$$((40 * K)) --model $$model-sft \
-	    --algo blend --seed $$seed --output-dir $$run --resume off; \
-	  $(SEGRL) eval docci --model $$run --data $$data --max-new-tokens $$((40 * K)) --out $$run/eval; \
+	  $(call train_unless_done,$$run,--config $(TABLE3_CONFIG) --set data.path=$$data --set train.alpha=$$alpha \
+	    --set train.max_completion_length=$$((40 * K)) --model $$model-sft --algo blend --seed $$seed); \
+	  test -f $$run/eval/metrics.json || \
+	    $(SEGRL) eval docci --model $$run --data $$data --max-new-tokens $$((40 * K)) --out $$run/eval; \
 	done; done
 	$(SEGRL) report table3
 
@@ -158,9 +174,9 @@ reproduce-drseg: install
 	  rm -rf runs/drseg/sft/eval && mv runs/drseg/sft/eval.tmp runs/drseg/sft/eval; }
 	for algo in $(DRSEG_ALGOS); do for seed in $(DRSEG_SEEDS); do \
 	  run=runs/drseg/$$algo/seed$$seed; \
+	  $(call train_unless_done,$$run,--config $(DRSEG_CONFIG) --model models/tiny-grounding-sft --algo $$algo \
+	    --seed $$seed); \
 	  test -f $$run/eval/metrics.json && continue; \
-	  $(SEGRL) train --config $(DRSEG_CONFIG) --model models/tiny-grounding-sft --algo $$algo --seed $$seed \
-	    --output-dir $$run --resume off; \
 	  $(SEGRL) eval grounding --model $$run --data data/grounding --max-new-tokens 144 --max-image-side 112 \
 	    --out $$run/eval.tmp; \
 	  $(PY) -c "from segrl.tasks.grounding import add_grounding_metrics as f; f('$$run/eval.tmp', 'data/grounding')"; \
@@ -188,9 +204,9 @@ multichart-baselines: multichart-inputs
 	test -f runs/baselines/multichart/sft/eval/metrics.json || $(SEGRL) eval multichart --model models/tiny-sft \
 	  --data data/multichart --max-image-side 112 --out runs/baselines/multichart/sft/eval
 	for seed in $(BASELINE_SEEDS); do for algo in grpo sd_grpo; do \
-	  run=runs/baselines/multichart/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
-	  $(SEGRL) train --config $(CONFIG) --model models/tiny-sft --algo $$algo --seed $$seed \
-	    --output-dir $$run --resume off; \
+	  run=runs/baselines/multichart/$$algo/seed$$seed; \
+	  $(call train_unless_done,$$run,--config $(CONFIG) --model models/tiny-sft --algo $$algo --seed $$seed); \
+	  test -f $$run/eval/metrics.json && continue; \
 	  $(SEGRL) eval multichart --model $$run --data data/multichart --max-image-side 112 --out $$run/eval; \
 	done; done
 
@@ -202,22 +218,23 @@ SAPO_SEGMENTATIONS ?= entropy newline task
 reproduce-sapo: docci-k4-inputs multichart-baselines
 	for seed in $(SAPO_SEEDS); do \
 	  for algo in grpo sd_grpo; do \
-	    run=runs/table1/k4/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) train --config configs/docci_cpu.yaml --set data.path=data/docci-k4 \
-	      --set train.max_completion_length=160 --model models/tiny-docci-k4-sft --algo $$algo --seed $$seed \
-	      --output-dir $$run --resume off; \
+	    run=runs/table1/k4/$$algo/seed$$seed; \
+	    $(call train_unless_done,$$run,--config configs/docci_cpu.yaml --set data.path=data/docci-k4 \
+	      --set train.max_completion_length=160 --model models/tiny-docci-k4-sft --algo $$algo --seed $$seed); \
+	    test -f $$run/eval/metrics.json && continue; \
 	    $(SEGRL) eval docci --model $$run --data data/docci-k4 --max-new-tokens 160 --out $$run/eval; \
 	  done; \
 	  for seg in $(SAPO_SEGMENTATIONS); do \
-	    run=runs/sapo/docci-k4/sapo-$$seg/seed$$seed; test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) train --config configs/sapo_cpu.yaml --set train.segmentation=$$seg --seed $$seed \
-	      --output-dir $$run --resume off; \
+	    run=runs/sapo/docci-k4/sapo-$$seg/seed$$seed; \
+	    $(call train_unless_done,$$run,--config configs/sapo_cpu.yaml --set train.segmentation=$$seg --seed $$seed); \
+	    test -f $$run/eval/metrics.json && continue; \
 	    $(SEGRL) eval docci --model $$run --data data/docci-k4 --max-new-tokens 160 --out $$run/eval; \
 	  done; \
 	  for seg in $(SAPO_SEGMENTATIONS); do \
-	    run=runs/sapo/multichart/sapo-$$seg/seed$$seed; test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) train --config configs/sapo_multichart_cpu.yaml --set train.segmentation=$$seg --seed $$seed \
-	      --output-dir $$run --resume off; \
+	    run=runs/sapo/multichart/sapo-$$seg/seed$$seed; \
+	    $(call train_unless_done,$$run,--config configs/sapo_multichart_cpu.yaml --set train.segmentation=$$seg \
+	      --seed $$seed); \
+	    test -f $$run/eval/metrics.json && continue; \
 	    $(SEGRL) eval multichart --model $$run --data data/multichart --max-image-side 112 --out $$run/eval; \
 	  done; \
 	done
@@ -235,17 +252,19 @@ reproduce-srpo: docci-k4-inputs multichart-baselines
 	  --model models/tiny-docci-k4 --out models/tiny-docci-k4-srpo-sft
 	for seed in $(SRPO_SEEDS); do \
 	  for algo in srpo sd_srpo; do \
-	    run=runs/srpo/multichart/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) train --config configs/srpo_cpu.yaml --model models/tiny-srpo-sft --algo $$algo --seed $$seed \
-	      --output-dir $$run --resume off; \
+	    run=runs/srpo/multichart/$$algo/seed$$seed; \
+	    $(call train_unless_done,$$run,--config configs/srpo_cpu.yaml --model models/tiny-srpo-sft --algo $$algo \
+	      --seed $$seed); \
+	    test -f $$run/eval/metrics.json && continue; \
 	    $(SEGRL) eval multichart --model $$run --data data/multichart --max-image-side 112 --max-new-tokens 160 \
 	      --out $$run/eval; \
 	  done; \
 	  for algo in srpo sd_srpo; do \
-	    run=runs/srpo/docci-k4/$$algo/seed$$seed; test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) train --config configs/docci_cpu.yaml --set data.path=data/docci-k4 \
+	    run=runs/srpo/docci-k4/$$algo/seed$$seed; \
+	    $(call train_unless_done,$$run,--config configs/docci_cpu.yaml --set data.path=data/docci-k4 \
 	      --set train.max_completion_length=256 --set 'train.srpo_instruction=""' \
-	      --model models/tiny-docci-k4-srpo-sft --algo $$algo --seed $$seed --output-dir $$run --resume off; \
+	      --model models/tiny-docci-k4-srpo-sft --algo $$algo --seed $$seed); \
+	    test -f $$run/eval/metrics.json && continue; \
 	    $(SEGRL) eval docci --model $$run --data data/docci-k4 --max-new-tokens 256 --out $$run/eval; \
 	  done; \
 	done

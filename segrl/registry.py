@@ -12,6 +12,10 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class UnknownNameError(KeyError):
+    """A name no registry entry has; the message lists the registered ones."""
+
+
 class Registry(Generic[T]):
     """Maps names to objects; refuses duplicates, and an unknown name lists the known ones.
 
@@ -20,7 +24,7 @@ class Registry(Generic[T]):
 
     Raises:
         ValueError: on a duplicate name (``register``).
-        KeyError: on an unknown name (``get``), naming every registered one.
+        UnknownNameError: (a KeyError) on an unknown name (``get``), naming every registered one.
     """
 
     def __init__(self, kind: str) -> None:
@@ -46,7 +50,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "(none)"
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

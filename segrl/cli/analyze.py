@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from segrl.cli.errors import fail
+
 app = typer.Typer(
     help="Analyses behind segrl's design (tables + plots under results/).", no_args_is_help=True
 )
@@ -58,8 +60,7 @@ def credit(
             seed=seed,
         )
     except ValueError as e:
-        console.print(f"[red]analyze credit: {e}[/]")
-        raise typer.Exit(1) from None
+        fail(f"analyze credit: {e}")
     parts = [
         "segrl", "analyze", "credit", "--out", str(out), "--ks", ",".join(map(str, cfg.ks)),
         "--n-options", str(n_options), "--group-size", str(group_size), "--n-corr", str(n_corr),

@@ -11,6 +11,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from segrl.cli.errors import fail
+
 app = typer.Typer(help="Benchmarks (results under results/bench/).", no_args_is_help=True)
 console = Console()
 
@@ -48,8 +50,7 @@ def command(
                    seed=seed, out_dir=out_dir, repeats=repeats, profile=profile, command=line,
                    n_naive=n_naive)
     except (ValueError, RuntimeError) as e:
-        console.print(f"[red]bench rewards failed:[/] {e}")
-        raise typer.Exit(1) from None
+        fail(f"bench rewards failed: {e}")
     for name, r in res["metrics"].items():
         console.print(f"{name:>10}: batched {r['batched_seg_per_s']:8.0f} seg/s, per call "
                       f"{r['per_call_seg_per_s']:8.0f} seg/s, {r['speedup']:6.2f}x, max |diff| {r['max_abs_diff']:.1e}")
@@ -138,8 +139,7 @@ def scale(
                    num_generations=num_generations, settings=settings, gradient_checkpointing=gradient_checkpointing,
                    peak_tflops=peak_tflops or None, seed=seed, lora_r=lora_r, out_dir=str(out_dir), command=line)
     except (RuntimeError, ImportError, ValueError) as e:
-        console.print(f"[red]bench scale failed:[/] {e}")
-        raise typer.Exit(1) from None
+        fail(f"bench scale failed: {e}")
     for block in res["settings"]:
         s = block["setting"]
         console.print(f"[bold]{s['completions']} completions/step, micro-batch {s['micro_batch']}, "

@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from segrl.cli.errors import fail
 from segrl.tasks import TASKS, DataError
 from segrl.tasks.base import TaskSpec
 from segrl.tasks.build_log import BUILD_LOG, report_lines
@@ -69,8 +70,7 @@ def make_command(spec: TaskSpec):
             options = spec.options(**values)
             ds = spec.build_with(source, out, options, stats)
         except (DataError, ValueError) as e:
-            console.print(f"[red]build-data {spec.name} failed:[/] {e}")
-            raise typer.Exit(1) from None
+            fail(f"build-data {spec.name} failed: {e}")
         _report(ds, out, time.time() - t0)
         if (Path(out) / BUILD_LOG).is_file():
             for line in report_lines(out):

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from segrl.cli.errors import fail
+
 console = Console()
 
 
@@ -32,30 +34,30 @@ def command(
 ) -> None:
     """Evaluate a model; writes predictions.jsonl, metrics.json and run.json (and judge/ with --judge-url)."""
     from segrl.eval.evaluate import main
+    from segrl.runlock import run_lock
 
     if (judge_url is None) != (judge_model is None):
-        console.print("[red]--judge-url and --judge-model go together[/]")
-        raise typer.Exit(2)
+        fail("--judge-url and --judge-model go together")
     data = data or Path("data") / task
     out = out or Path(model) / "eval"
     options = {}
     if bertscore_model or bertscore_layers:
         options["bertscore"] = {"model_type": bertscore_model, "num_layers": bertscore_layers}
-    result = main(task, model, str(data), str(out), split=split, max_new_tokens=max_new_tokens,
-                  batch_size=batch_size, limit=limit, max_image_side=max_image_side, metric_options=options)
-    m = result["metrics"]
-    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if not isinstance(v, list)}
-    console.print(f"[bold]{task}[/] {split} n={result['n_examples']}: {shown}")
-    console.print(f"wrote {out}/metrics.json")
-    if judge_url:
-        from segrl.cli.judge import make_judge, print_absolute
-        from segrl.eval.judge import JudgeError, judge_run
+    with run_lock(out):  # one writer per output directory (segrl.runlock)
+        result = main(task, model, str(data), str(out), split=split, max_new_tokens=max_new_tokens,
+                      batch_size=batch_size, limit=limit, max_image_side=max_image_side, metric_options=options)
+        m = result["metrics"]
+        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if not isinstance(v, list)}
+        console.print(f"[bold]{task}[/] {split} n={result['n_examples']}: {shown}")
+        console.print(f"wrote {out}/metrics.json")
+        if judge_url:
+            from segrl.cli.judge import make_judge, print_absolute
+            from segrl.eval.judge import JudgeError, judge_run
 
-        judge = make_judge(judge_url, judge_model, judge_cache or out / "judge" / "cache", judge_retries,
-                           judge_timeout, 1.0)
-        try:
-            print_absolute(judge_run(judge, out))
-        except JudgeError as e:
-            console.print(f"[red]judge failed:[/] {e}")
-            raise typer.Exit(1) from None
-        console.print(f"wrote {out}/judge/absolute.json")
+            judge = make_judge(judge_url, judge_model, judge_cache or out / "judge" / "cache", judge_retries,
+                               judge_timeout, 1.0)
+            try:
+                print_absolute(judge_run(judge, out))
+            except JudgeError as e:
+                fail(f"judge failed: {e}")
+            console.print(f"wrote {out}/judge/absolute.json")

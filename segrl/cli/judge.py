@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from segrl.cli.errors import fail
+
 app = typer.Typer(help="LLM judge through an OpenAI-compatible chat-completions endpoint.", no_args_is_help=True)
 console = Console()
 
@@ -49,8 +51,7 @@ def absolute(
     try:
         summary = judge_run(judge, run, out, workers=workers)
     except (JudgeError, FileNotFoundError, ValueError) as e:
-        console.print(f"[red]judge failed:[/] {e}")
-        raise typer.Exit(1) from None
+        fail(f"judge failed: {e}")
     print_absolute(summary)
     console.print(f"wrote {out}/absolute.json and absolute.jsonl")
 
@@ -71,8 +72,7 @@ def pairwise(
     try:
         s = judge_runs_pairwise(judge, run_a, run_b, out, seed=seed, workers=workers)
     except (JudgeError, FileNotFoundError, ValueError) as e:
-        console.print(f"[red]judge failed:[/] {e}")
-        raise typer.Exit(1) from None
+        fail(f"judge failed: {e}")
     for axis, c in s["axes"].items():
         rate = "n/a" if c["win_rate_a"] is None else f"{c['win_rate_a']:.3f}"
         console.print(f"{axis}: A {c['a']}  B {c['b']}  tie {c['tie']}  (win rate of A {rate})")

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from segrl.cli.errors import fail
+
 console = Console()
 
 
@@ -25,8 +27,7 @@ def command(
     from segrl.models.tiny import build_tiny_vlm, texts_from_dataset
 
     if not data.exists():
-        console.print(f"[red]dataset not found:[/] {data} (run `segrl build-data` first)")
-        raise typer.Exit(1)
+        fail(f"dataset not found: {data} (run `segrl build-data` first)")
     path = build_tiny_vlm(
         texts_from_dataset(load_from_disk(str(data))), out, image_size=image_size, vocab_size=vocab_size,
         hidden_size=hidden_size, num_layers=num_layers, seed=seed,

@@ -14,6 +14,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from segrl.cli.errors import fail
+
 console = Console()
 
 
@@ -44,8 +46,7 @@ def command(
     try:
         df = collect(runs, allow_mixed=allow_mixed)
     except (FileNotFoundError, ValueError) as e:
-        console.print(f"[red]{e}[/]")
-        raise typer.Exit(1) from None
+        fail(f"{e}")
     parts = ["segrl", "report", *map(str, runs), "--out", str(out), "--title", title]
     if allow_mixed:
         parts.append("--allow-mixed")
@@ -61,18 +62,15 @@ def _table(name: str, runs: list[str], out: Path | None, title: str | None) -> N
     try:
         spec = load_spec(name)
     except (FileNotFoundError, SpecError) as e:
-        console.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
+        fail(f"{e}")
     if spec.kind == "gather" and runs:
-        console.print(f"[red]{spec.name} reads the runs of {', '.join(spec.sources)}; give no run directories[/]")
-        raise typer.Exit(2)
+        fail(f"{spec.name} reads the runs of {', '.join(spec.sources)}; give no run directories")
     out = out or Path(spec.out)
     command_line = " ".join(shlex.quote(a) for a in ["segrl", "report", name, *runs, "--out", str(out)])
     try:
         files = make_table(spec, runs or None, out, title, command=command_line)
     except (FileNotFoundError, KeyError, ValueError) as e:
-        console.print(f"[red]{e.args[0] if isinstance(e, KeyError) else e}[/]")
-        raise typer.Exit(1) from None
+        fail(f"{e.args[0] if isinstance(e, KeyError) else e}")
     table = files.pop("_table")
     files.pop("_gate", None)
     if not table.empty:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from segrl.config import ConfigError, load_config
+from segrl.config import load_config
 
 console = Console()
 
@@ -23,24 +23,23 @@ def command(
     set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeatable)."),
 ) -> None:
     """Train the policy with TRL's GRPOTrainer and segment-level advantages."""
-    from segrl.trainers.checkpoint import ResumeError
+    from segrl.cli.errors import check_algorithm
+    from segrl.models.loading import resolve_local
+    from segrl.runlock import rank_zero_lock
     from segrl.trainers.train import main
 
     overrides = list(set_)
     if algo:
+        check_algorithm(algo)
         overrides.append(f"train.algo={algo}")
     if output_dir:
         overrides.append(f"output_dir={output_dir}")
     if seed is not None:
         overrides.append(f"train.seed={seed}")
-    try:
-        cfg = load_config(config, overrides)
-    except ConfigError as e:
-        console.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
-    try:
+    # A bad config (ConfigError), a run that cannot resume (ResumeError) or a locked output directory
+    # (RunLockedError) is one line and exit 2 (segrl.cli.errors).
+    cfg = load_config(config, overrides)
+    resolve_local(model or cfg.model.name_or_path)  # a missing model path fails before any data work
+    with rank_zero_lock(cfg.output_dir):
         summary = main(cfg, model=model, resume=resume)
-    except ResumeError as e:
-        console.print(f"[red]cannot resume:[/] {e}")
-        raise typer.Exit(1) from None
     console.print(summary)

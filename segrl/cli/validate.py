@@ -11,7 +11,7 @@ console = Console()
 
 
 def command(
-    config: Path = typer.Argument(..., help="Experiment YAML."),
+    config: Path = typer.Argument(..., help="Experiment YAML.", exists=True, dir_okay=False),
     set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeatable)."),
 ) -> None:
     """Check a config before spending compute: config types, data schema, rewards, one generation.

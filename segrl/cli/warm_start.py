@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from segrl.cli.errors import fail
 from segrl.config import ConfigError, load_config
 
 console = Console()
@@ -24,17 +25,17 @@ def command(
     """Warm-start the policy with a short supervised fine-tune so RL sees non-zero rewards."""
     from datasets import load_from_disk
 
+    from segrl.models.loading import resolve_local
     from segrl.tasks.base import downscale_images
     from segrl.trainers.sft import warm_start
 
     try:
         cfg = load_config(config, set_)
     except ConfigError as e:
-        console.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
+        fail(f"{e}")
     if structure not in ("plain", "srpo"):
-        console.print(f"[red]--structure must be plain or srpo, got {structure!r}[/]")
-        raise typer.Exit(2)
+        fail(f"--structure must be plain or srpo, got {structure!r}")
+    resolve_local(model or cfg.model.name_or_path)  # a missing model path fails before any data work
     if structure == "srpo":
         from segrl.trainers.srpo import structured_warm_start
 
