@@ -1,3 +1,3 @@
 from segrl.cli import app
 
-app()
+app(prog_name="segrl")

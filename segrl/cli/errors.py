@@ -81,11 +81,18 @@ class SegrlGroup(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         args = list(sys.argv[1:] if args is None else args)
+        before = os.environ.get(DEBUG_ENV)
         if "--debug" in args:
             args = [a for a in args if a != "--debug"]
             os.environ[DEBUG_ENV] = "1"
-        return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                            standalone_mode=standalone_mode, **extra)
+        try:
+            return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=standalone_mode, **extra)
+        finally:  # in-process callers (tests) get their environment back
+            if before is None:
+                os.environ.pop(DEBUG_ENV, None)
+            else:
+                os.environ[DEBUG_ENV] = before
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:

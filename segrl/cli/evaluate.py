@@ -34,10 +34,12 @@ def command(
 ) -> None:
     """Evaluate a model; writes predictions.jsonl, metrics.json and run.json (and judge/ with --judge-url)."""
     from segrl.eval.evaluate import main
+    from segrl.models.loading import resolve_local
     from segrl.runlock import run_lock
 
     if (judge_url is None) != (judge_model is None):
         fail("--judge-url and --judge-model go together")
+    resolve_local(model)  # a missing model path fails before any data work
     data = data or Path("data") / task
     out = out or Path(model) / "eval"
     options = {}

@@ -41,7 +41,7 @@ def test_second_writer_fails_at_once_naming_the_holder(holder, tmp_path):
     config.write_text(yaml.safe_dump({"task": "multichart", "output_dir": str(run),
                                       "data": {"path": str(tmp_path)}, "train": {"max_steps": 1}}))
     for argv in (["train", "--config", str(config)],
-                 ["eval", "multichart", "--model", str(tmp_path / "m"), "--data", str(tmp_path), "--out", str(run)]):
+                 ["eval", "multichart", "--model", "hub/id", "--data", str(tmp_path), "--out", str(run)]):
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == 2, result.output
         assert f"in use by pid {proc.pid}" in result.output and len(result.output.strip().splitlines()) == 1

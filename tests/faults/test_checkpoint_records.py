@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from segrl.trainers.checkpoint import COMPLETE, MARKER, ResumeError, resolve_resume, torn_reason, write_completion_record
+from segrl.trainers.checkpoint import (
+    COMPLETE,
+    MARKER,
+    ResumeError,
+    resolve_resume,
+    torn_reason,
+    write_completion_record,
+)
 
 
 def checkpoint(out, step, record=True):
