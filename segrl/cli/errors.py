@@ -131,15 +131,11 @@ def _usage_error(e: click.ClickException, fallback: str) -> NoReturn:
 
 
 def known_algorithms() -> list[str]:
-    """Every ``--algo`` name: the advantage estimators plus the algorithms with their own trainer.
+    """Every ``--algo`` name: :data:`segrl.trainers.registry.ALGORITHMS` (estimators and algorithms with
+    their own trainer, one :class:`~segrl.trainers.registry.AlgorithmSpec` each)."""
+    from segrl.trainers.registry import ALGORITHMS
 
-    The union of :data:`segrl.trainers.advantages.ALGORITHMS` and
-    :data:`segrl.trainers.registry.TRAINERS` (until one algorithm registry lists them all).
-    """
-    from segrl.trainers.advantages import ALGORITHMS
-    from segrl.trainers.registry import TRAINERS
-
-    return sorted(set(ALGORITHMS.names()) | set(TRAINERS.names()))
+    return ALGORITHMS.names()
 
 
 def check_algorithm(name: str) -> None:
