@@ -11,7 +11,7 @@ CONFIG ?= configs/multichart_cpu.yaml
 DEMO_RUNS := runs/demo
 # Sweeps skip a finished run only when its run.json matches the request (config, model, task version, data
 # fingerprint; `segrl run-status`); a stale one stops the sweep naming the mismatch, unless RERUN_STALE=1
-# (moved aside to RUN.stale-<time>, then retrained).
+# (moved to stale-runs/RUN-<time>, outside the run tree `segrl report` reads, then retrained).
 RERUN_STALE ?=
 # $(call train_unless_done,RUN,TRAIN_ARGS): `segrl train TRAIN_ARGS --output-dir RUN --resume off` unless done.
 define train_unless_done
@@ -272,4 +272,4 @@ reproduce-srpo: docci-k4-inputs multichart-baselines
 	$(SEGRL) report srpo_multichart
 
 clean:
-	rm -rf data models runs
+	rm -rf data models runs stale-runs

@@ -14,7 +14,8 @@ The git commit is reported but not compared (a commit that changes no number mus
 finished run; a commit that does is what ``--rerun-stale`` or a new output directory is for).
 
 ``segrl run-status`` exits 0 (finished and matching: skip it), 1 (nothing finished there: train it;
-also after ``--rerun-stale`` moved a stale run aside to ``RUN.stale-<time>``) or 3 (finished but
+also after ``--rerun-stale`` moved a stale run aside to ``stale-runs/RUN-<time>``, outside the sweep's run
+tree) or 3 (finished but
 stale: the sweep stops, the message names each mismatch); 2 is a user error (bad config).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,14 +132,30 @@ def run_status(run_dir: str | Path, requested: dict) -> RunStatus:
     return RunStatus("stale" if mismatches else "match", mismatches, record)
 
 
-def move_aside(run_dir: str | Path) -> Path:
-    """Rename a stale run to ``<run_dir>.stale-<UTC time>`` (nothing is deleted); returns the new path."""
+STALE_ROOT = "stale-runs"
+"""Where ``--rerun-stale`` moves stale runs, relative to the working directory: outside the sweep's own
+run tree, so ``segrl report`` (which collects every ``metrics.json`` below its run directories) never
+puts a stale run back into a table."""
+
+
+def move_aside(run_dir: str | Path, root: str | Path = STALE_ROOT) -> Path:
+    """Move a stale run to ``root/<run path>-<UTC time>`` (nothing is deleted); returns the new path.
+
+    The run's path is kept below ``root`` (relative to the working directory when it lies below it,
+    else its absolute path without the leading ``/``), so ``runs/table1/k1/grpo/seed0`` goes to
+    ``stale-runs/runs/table1/k1/grpo/seed0-20261201T112233``.
+    """
     run_dir = Path(run_dir)
+    absolute = run_dir.resolve()
+    try:
+        rel = absolute.relative_to(Path.cwd().resolve())
+    except ValueError:
+        rel = absolute.relative_to(absolute.anchor)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    target = run_dir.with_name(f"{run_dir.name}.stale-{stamp}")
+    target = Path(root) / rel.parent / f"{rel.name}-{stamp}"
     n = 1
     while target.exists():
         n += 1
-        target = run_dir.with_name(f"{run_dir.name}.stale-{stamp}-{n}")
-    run_dir.rename(target)
-    return target
+        target = Path(root) / rel.parent / f"{rel.name}-{stamp}-{n}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.move(str(run_dir), str(target)))

@@ -15,7 +15,7 @@ def command(
     model: str | None = typer.Option(None, help="As `segrl train --model`."),
     seed: int | None = typer.Option(None, help="As `segrl train --seed`."),
     set_: list[str] = typer.Option([], "--set", help="As `segrl train --set` (repeatable)."),
-    rerun_stale: bool = typer.Option(False, help="A stale run is moved aside to RUN.stale-<time> (exit 1: "
+    rerun_stale: bool = typer.Option(False, help="A stale run is moved aside to stale-runs/RUN-<time> (exit 1: "
                                      "train it again) instead of stopping the sweep (exit 3)."),
 ) -> None:
     """Exit 0 if OUTPUT_DIR holds a finished run whose run.json matches this train request (config, model,

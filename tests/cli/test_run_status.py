@@ -65,11 +65,13 @@ def test_task_version_and_bad_record_are_stale(setup):
     assert "data: missing" in status(args)[1]
 
 
-def test_rerun_stale_moves_the_run_aside(setup):
+def test_rerun_stale_moves_the_run_aside(setup, tmp_path, monkeypatch):
     config, data, run, args = setup
+    monkeypatch.chdir(tmp_path)
     finish(run, config, ["train.algo=grpo", f"output_dir={run}", "train.seed=9"], "models/x")
     (run / "eval").mkdir()
     code, out = status([*args, "--rerun-stale"])
     assert code == EXIT_TRAIN and "train.seed: run has 9, requested 1" in out
-    (moved,) = run.parent.glob("run.stale-*")
+    (moved,) = (tmp_path / "stale-runs").glob("run-*")  # outside the run tree that segrl report reads
     assert not run.exists() and (moved / "run.json").exists() and (moved / "eval").is_dir()
+    assert f"moved to stale-runs/{moved.name}" in out
