@@ -127,3 +127,71 @@ def score_segments(
         if present[i, k]:
             rewards[i, k] = s
     return SegmentScores(rewards=rewards, mask=mask, present=present, parsed=parsed)
+
+
+def joined_answer(parsed: ParsedCompletion) -> str:
+    """The whole answer of a parsed completion: its present segments' texts in label order, one per line.
+
+    Labels are left out (they are format, not content: the metric would otherwise reward ``Panel 1``
+    n-grams), and text outside every segment (preamble, duplicates) too, as the segment rewards see it.
+    """
+    return "\n".join(s.text for s in parsed.segments if s.present)
+
+
+def joined_references(segment_references: Sequence[Sequence[str]]) -> list[str]:
+    """The whole references of one example: reference j joins every segment's j-th reference (its last
+    one when it has fewer), one per line, in label order. ``[]`` when a segment has no reference."""
+    if not segment_references or any(len(refs) == 0 for refs in segment_references):
+        return []
+    n = max(len(refs) for refs in segment_references)
+    return ["\n".join(str(refs[min(j, len(refs) - 1)]) for refs in segment_references) for j in range(n)]
+
+
+def score_holistic(
+    parsed: Sequence[ParsedCompletion],
+    segment_references: Sequence[Sequence[Sequence[str]]],
+    metric: Metric,
+) -> torch.Tensor:
+    """The holistic reward: ``metric`` on the whole answer against the whole reference, one batched call.
+
+    ``H[i] = metric(joined_answer(parsed[i]), joined_references(segment_references[i]))``: a score of
+    the whole answer (cross-segment content such as captions that share context), not an average of
+    segment scores (issue 15; EXPERIMENTS.md "A holistic reward is a score of the whole answer").
+    The answer is what the segment parser extracted (:func:`joined_answer`), so the same text is
+    scored as by the segment rewards.
+
+    Args:
+        parsed: B parse results (:attr:`SegmentScores.parsed`).
+        segment_references: B lists of K_i reference lists.
+        metric: ``metric(predictions, references) -> list[float | None]`` (e.g. the task's segment metric).
+
+    Returns:
+        ``(B,)`` float32; NaN where the whole reference cannot be scored (the metric returned None,
+        or a segment has no reference). The trainer then uses ``R[i]`` for that rollout.
+
+    Raises:
+        ValueError: the two lists differ in length.
+        RewardError: the metric raises, returns the wrong number of scores or a non-number.
+    """
+    if len(parsed) != len(segment_references):
+        raise ValueError(f"score_holistic: {len(parsed)} completions but {len(segment_references)} reference lists")
+    out = torch.full((len(parsed),), float("nan"))
+    rows = [(i, joined_answer(p), joined_references(refs)) for i, (p, refs) in enumerate(zip(parsed, segment_references))]
+    rows = [r for r in rows if r[2]]
+    if not rows:
+        return out
+    try:
+        scores = list(metric([a for _, a, _ in rows], [refs for _, _, refs in rows]))
+    except Exception as e:  # re-raised with context, never swallowed
+        name = getattr(metric, "__name__", type(metric).__name__)
+        raise RewardError(f"holistic reward {name!r} raised {type(e).__name__}: {e}") from e
+    if len(scores) != len(rows):
+        raise RewardError(f"holistic reward returned {len(scores)} scores for {len(rows)} answers")
+    for (i, _, _), s in zip(rows, scores):
+        if s is None:
+            continue
+        try:
+            out[i] = float(s)
+        except (TypeError, ValueError) as e:
+            raise RewardError(f"holistic reward returned {s!r} for row {i}: not a number") from e
+    return out

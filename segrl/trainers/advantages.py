@@ -15,6 +15,16 @@ advantage): group mean, Bessel-corrected group standard deviation, ``eps = 1e-4`
 the std. NaN entries (a reward that could not be scored) are left out of the statistics and
 get advantage 0.
 
+**One reward for every algorithm** (:func:`compose_rewards`; segrl's design, the papers are
+silent). Rollout i's reward is ``R[i] = mean_k r[i,k] + c[i]`` where ``c[i]`` holds the
+rollout-level terms (``format_weight * format``); every segment's reward carries the same
+terms, ``r'[i,k] = r[i,k] + c[i]``, so ``mean_k r'[i,k] = R[i]``: GRPO and SD-GRPO optimise the
+same reward and only assign its credit differently. At K = 1, ``r'[i,1] = R[i]`` bit for bit,
+so ``sd_grpo`` = ``grpo`` and ``sd_dr_grpo`` = ``dr_grpo`` exactly. A duplicated, unexpected or
+out-of-order label lowers ``format`` and so every segment reward of its rollout; a missing
+segment scores ``r = 0`` (plus ``c[i]``) and its advantage is carried by the rollout's tokens
+outside every present segment (:func:`segrl.trainers.token_mapping.map_advantages_to_tokens`).
+
 Adding an estimator-only algorithm = one function with an ``@ESTIMATORS.register`` line and,
 below it, its :class:`~segrl.trainers.registry.AlgorithmSpec` (the TRL options it fixes, e.g.
 ``loss_type``, and the config fields it passes as options). Estimators take their options as
@@ -46,12 +56,17 @@ class AdvantageInputs:
         segment_mask: ``(B, K)`` bool, True where segment k exists for rollout i's prompt and
             its reference could be scored.
         num_generations: G, rollouts per group; ``B % G == 0``.
+        holistic_scores: ``(B,)`` float or None, a score of the *whole* answer against the whole
+            reference plus the same rollout-level terms as ``holistic_rewards`` (``H[i] + c[i]``,
+            :func:`segrl.rewards.scorer.score_holistic`); read by ``blend`` only. None: ``blend``
+            falls back to ``holistic_rewards`` (the trainer always supplies it).
     """
 
     holistic_rewards: torch.Tensor
     segment_rewards: torch.Tensor
     segment_mask: torch.Tensor
     num_generations: int
+    holistic_scores: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         B = self.holistic_rewards.shape[0]
@@ -66,6 +81,8 @@ class AdvantageInputs:
             )
         if self.num_generations < 1 or B % self.num_generations:
             raise ValueError(f"batch of {B} rollouts is not a whole number of groups of {self.num_generations}")
+        if self.holistic_scores is not None and tuple(self.holistic_scores.shape) != (B,):
+            raise ValueError(f"holistic_scores must be (B={B},), got {tuple(self.holistic_scores.shape)}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,42 @@ DR_OPTIONS = {"loss_type": "dr_grpo", "scale_rewards": "none"}
 # --------------------------------------------------------------------------- building blocks
 
 
+def compose_rewards(
+    segment_scores: torch.Tensor, segment_mask: torch.Tensor, rollout_terms: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one reward design of every segment algorithm: ``(R, r')`` from the segment scores.
+
+    ``R[i] = mean_{k in mask} r[i,k] + c[i]`` (``mean = 0`` when no segment is scorable) and
+    ``r'[i,k] = r[i,k] + c[i]``, so ``mean_{k in mask} r'[i,k] = R[i]`` and, at K = 1,
+    ``r'[i,1] == R[i]`` exactly (the same float operations). ``c`` is the rollout-level part of
+    the reward (``format_weight * format``): a badly formatted rollout (a duplicated, unexpected
+    or out-of-order label, a missing segment) loses it on every one of its segments, under every
+    algorithm. Source: segrl's design (module docstring); SD-GRPO's paper gives segments only
+    their own content reward, which makes ``sd_grpo`` differ from ``grpo`` even at K = 1 (issue 15).
+
+    Args:
+        segment_scores: ``(B, K)`` float, r[i,k] (0 for a missing segment; NaN/inf kept).
+        segment_mask: ``(B, K)`` bool, scorable segments.
+        rollout_terms: ``(B,)`` float, c[i].
+
+    Returns:
+        ``R (B,)`` and ``r' (B, K)`` (float32).
+
+    Raises:
+        ValueError: on mismatched shapes.
+    """
+    if segment_scores.dim() != 2 or segment_mask.shape != segment_scores.shape:
+        raise ValueError(f"segment_scores {tuple(segment_scores.shape)} and segment_mask "
+                         f"{tuple(segment_mask.shape)} must both be (B, K)")
+    if tuple(rollout_terms.shape) != (segment_scores.shape[0],):
+        raise ValueError(f"rollout_terms must be (B={segment_scores.shape[0]},), got {tuple(rollout_terms.shape)}")
+    r = segment_scores.float()
+    c = rollout_terms.to(r.device, torch.float32)
+    m = segment_mask.to(r.device).float()
+    mean = (r * m).sum(1) / m.sum(1).clamp(min=1.0)  # SegmentScores.mean_reward's arithmetic
+    return mean + c, r + c[:, None]
+
+
 def group_normalize(x: torch.Tensor, num_generations: int, scale: str = "group", eps: float = EPS) -> torch.Tensor:
     """Centre (and scale) ``x`` within each group of ``G`` consecutive rows, ignoring non-finite entries.
 
@@ -126,7 +179,9 @@ def group_normalize(x: torch.Tensor, num_generations: int, scale: str = "group",
     B = x.shape[0]
     if B % num_generations:
         raise ValueError(f"batch of {B} rows is not a whole number of groups of {num_generations}")
-    g = x.reshape(B // num_generations, num_generations, *x.shape[1:]).float()
+    # (B,) is computed as (B, 1): a rollout reward and a K = 1 segment reward go through the very same
+    # arithmetic, so sd_grpo equals grpo bit for bit at K = 1.
+    g = x.reshape(B // num_generations, num_generations, *(x.shape[1:] or (1,))).float()
     valid = torch.isfinite(g)
     count = valid.sum(dim=1, keepdim=True)
     filled = torch.where(valid, g, torch.zeros_like(g))
@@ -139,11 +194,11 @@ def group_normalize(x: torch.Tensor, num_generations: int, scale: str = "group",
 
 
 def blend_rewards(holistic: torch.Tensor, segment: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Reward-level blend ``r'[i,k] = alpha * R[i] + (1 - alpha) * r[i,k]``.
+    """Reward-level blend ``r''[i,k] = alpha * H[i] + (1 - alpha) * r[i,k]``.
 
     Source: SD-GRPO's shared-context setting (sub-figure captioning), where the holistic
-    reward is mixed into each segment's reward before normalisation. ``alpha = 0`` is
-    SD-GRPO, ``alpha = 1`` is GRPO.
+    reward (a score of the whole answer) is mixed into each segment's reward before
+    normalisation. ``alpha = 0`` is SD-GRPO, ``alpha = 1`` is GRPO on the holistic reward.
 
     Args:
         holistic: ``(B,)``. segment: ``(B, K)``. alpha: in [0, 1].
@@ -229,12 +284,27 @@ ALGORITHMS.register_spec(AlgorithmSpec("sd_dr_grpo", estimator="sd_dr_grpo", trl
 
 @ESTIMATORS.register("blend")
 def blend(batch: AdvantageInputs, *, alpha: float = 0.5, eps: float = EPS) -> Advantages:
-    """Blend: SD-GRPO on ``r'[i,k] = alpha * R[i] + (1 - alpha) * r[i,k]`` (see :func:`blend_rewards`).
+    """Blend: SD-GRPO on ``r''[i,k] = alpha * H[i] + (1 - alpha) * r'[i,k]`` (see :func:`blend_rewards`).
 
-    ``alpha = 0`` gives :func:`sd_grpo`; ``alpha = 1`` gives exactly :func:`grpo` on every token.
+    ``H = batch.holistic_scores``: a metric of the whole answer against the whole reference plus
+    the rollout-level terms (:func:`segrl.rewards.scorer.score_holistic`; ``train.holistic_metric``),
+    never an average of the segment scores, so it carries cross-segment information. The
+    rollout-level advantage (tokens outside every segment, unscorable segments) is taken on the
+    same blend, ``alpha * H[i] + (1 - alpha) * R[i]``, whose mean over segments it is. Hence
+    ``alpha = 0`` gives :func:`sd_grpo` and ``alpha = 1`` gives exactly :func:`grpo` on ``H``, on
+    every token. Without ``holistic_scores`` ``H = R`` (the pre-issue-15 blend, for pure use only).
     """
-    rewards = blend_rewards(batch.holistic_rewards, batch.segment_rewards, alpha)
-    return _segment_level(batch, rewards, "group", eps)
+    H = batch.holistic_scores if batch.holistic_scores is not None else batch.holistic_rewards
+    rewards = blend_rewards(H, batch.segment_rewards, alpha)
+    rollout_reward = blend_rewards(H, batch.holistic_rewards[:, None], alpha)[:, 0]
+    return Advantages(
+        rollout=group_normalize(rollout_reward, batch.num_generations, "group", eps),
+        segment=group_normalize(_masked(rewards, batch.segment_mask), batch.num_generations, "group", eps),
+    )
+
+
+HOLISTIC_ESTIMATORS = frozenset({"blend"})
+"""Estimators that read :attr:`AdvantageInputs.holistic_scores` (the trainer scores the whole answer only for them)."""
 
 
 ALGORITHMS.register_spec(AlgorithmSpec(

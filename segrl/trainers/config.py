@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from segrl.trainers.advantages import EPS, ESTIMATORS
+from segrl.trainers.advantages import EPS, ESTIMATORS, HOLISTIC_ESTIMATORS
 from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
 
 ESTIMATOR_FIELDS = {"alpha": "alpha", "advantage_eps": "eps"}
@@ -36,7 +36,14 @@ class SegmentGRPOConfig(GRPOConfig):
     alpha (`float`, *optional*, defaults to `0.5`):
         Blend weight of the holistic reward (``blend``): ``r' = alpha * R + (1 - alpha) * r_k``.
     format_weight (`float`, *optional*, defaults to `0.5`):
-        Holistic reward ``R = mean_k r_k + format_weight * format(completion)``.
+        Rollout reward ``R = mean_k r_k + format_weight * format(completion)``; every segment's
+        reward carries the same term, ``r'_k = r_k + format_weight * format`` (one reward for every
+        algorithm: :func:`segrl.trainers.advantages.compose_rewards`).
+    holistic_metric (`str` or `None`, *optional*, defaults to `None`):
+        Name in :data:`segrl.rewards.SEGMENT_REWARDS` of the holistic reward ``H``: that metric on
+        the whole answer (the segments' texts joined) against the whole reference
+        (:func:`segrl.rewards.scorer.score_holistic`). None: the task's segment metric on the
+        joined text. Read by ``blend`` only (refused by other algorithms).
     advantage_eps (`float`, *optional*, defaults to `1e-4`):
         Added to the group std (TRL's value); also the eps of the credit correlation diagnostic.
     dump_advantages (`bool`, *optional*, defaults to `False`):
@@ -73,6 +80,11 @@ class SegmentGRPOConfig(GRPOConfig):
     format_weight: float = field(
         default=0.5,
         metadata={"help": "Holistic reward R = mean_k r_k + format_weight * format(completion)."},
+    )
+    holistic_metric: str | None = field(
+        default=None,
+        metadata={"help": "Holistic reward H of blend: this segment-reward name on the whole answer vs the whole "
+                  "reference; default: the task's segment metric on the joined text."},
     )
     advantage_eps: float = field(default=EPS, metadata={"help": "Added to the group std (TRL uses 1e-4)."})
     dump_advantages: bool = field(
@@ -124,6 +136,15 @@ class SegmentGRPOConfig(GRPOConfig):
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.format_weight < 0:
             raise ValueError(f"format_weight must be >= 0, got {self.format_weight}")
+        if self.holistic_metric is not None:
+            from segrl.rewards import SEGMENT_REWARDS
+
+            if self.estimator not in HOLISTIC_ESTIMATORS:
+                raise ValueError(f"holistic_metric={self.holistic_metric!r} is read only by "
+                                 f"{', '.join(sorted(HOLISTIC_ESTIMATORS))}; algo={self.algo!r} would ignore it")
+            if self.holistic_metric not in SEGMENT_REWARDS:
+                raise ValueError(f"holistic_metric={self.holistic_metric!r} is not a segment reward; known: "
+                                 f"{', '.join(SEGMENT_REWARDS.names())}")
         self._check_ignored(spec)
         fixed = dict(self._estimator_spec().trl_options or {})
         for name, value in fixed.items():

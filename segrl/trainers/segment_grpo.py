@@ -8,7 +8,11 @@ typed hand-off (:class:`ScoredBatch`):
   parse + one batched metric call scores every segment of the batch
   (:func:`segrl.rewards.scorer.score_segments`); TRL receives two reward columns, ``segments``
   (mean segment reward) and ``format``, weighted ``1`` and ``format_weight``, so TRL's own
-  ``reward`` metric is the holistic reward ``R = mean_k r_k + w * format``. Any exception while
+  ``reward`` metric is the rollout reward ``R = mean_k r_k + w * format``; every segment's reward
+  carries the same format term, ``r'_k = r_k + w * format``
+  (:func:`segrl.trainers.advantages.compose_rewards`: one reward for every algorithm). For
+  ``blend`` it also scores the whole answer against the whole reference
+  (:func:`segrl.rewards.scorer.score_holistic`, ``train.holistic_metric``). Any exception while
   scoring writes the batch to ``<output_dir>/reward_failure.jsonl`` and is re-raised as a
   :class:`~segrl.rewards.scorer.RewardError` naming that file.
 * **Advantages** (after TRL's ``_generate_and_score_completions``,
@@ -23,8 +27,10 @@ typed hand-off (:class:`ScoredBatch`):
   mapping, diagnostics: what SD-GRPO adds), in seconds.
 
 Departures from the paper, reconstructed here: tokens outside every segment (preamble,
-separators, EOS) carry the rollout-level advantage of the holistic reward; the label tokens
-(``Answer 2:``) belong to their segment; the holistic reward adds a format term.
+separators, EOS) carry the rollout-level advantage, or the mean advantage of the segments the
+rollout left out (:func:`segrl.trainers.token_mapping.map_advantages_to_tokens`); the label
+tokens (``Answer 2:``) belong to their segment; the rollout reward and every segment reward add
+the same format term, so SD-GRPO and GRPO optimise one reward and coincide at K = 1.
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ from trl import GRPOTrainer
 from trl.extras.profiling import ProfilingContext
 
 from segrl.rewards.format import format_reward
-from segrl.rewards.scorer import RewardError, SegmentScores, score_segments
-from segrl.trainers.advantages import AdvantageInputs, compute_advantages
+from segrl.rewards.scorer import RewardError, SegmentScores, score_holistic, score_segments
+from segrl.trainers.advantages import HOLISTIC_ESTIMATORS, AdvantageInputs, compose_rewards, compute_advantages
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.diagnostics import (
     centred_segment_rewards,
@@ -92,6 +98,11 @@ class ScoredBatch:
             reward function, ``F = len(reward_funcs)``).
         holistic: ``(B,)`` the gathered rollout-level reward R (what the estimator's rollout
             advantage and the tokens outside every segment use).
+        rollout_terms: ``(B,)`` gathered, the part of R that is not a segment score
+            (``format_weight * format``); every segment's reward carries it too
+            (:func:`~segrl.trainers.advantages.compose_rewards`). None: segments get their scores only.
+        holistic_scores: ``(B,)`` gathered, the whole-answer score plus ``rollout_terms`` (``blend``
+            only, :func:`~segrl.rewards.scorer.score_holistic`); None when no estimator reads it.
     """
 
     texts: Sequence[str]
@@ -99,6 +110,8 @@ class ScoredBatch:
     scores: SegmentScores
     reward_columns: torch.Tensor
     holistic: torch.Tensor
+    rollout_terms: torch.Tensor | None = None
+    holistic_scores: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = len(self.texts)
@@ -108,6 +121,10 @@ class ScoredBatch:
         if self.holistic.dim() != 1 or self.reward_columns.shape[0] != self.holistic.shape[0]:
             raise ValueError(f"ScoredBatch: holistic {tuple(self.holistic.shape)} and reward_columns "
                              f"{tuple(self.reward_columns.shape)} must be (B,) and (B, F)")
+        for name in ("rollout_terms", "holistic_scores"):
+            t = getattr(self, name)
+            if t is not None and tuple(t.shape) != tuple(self.holistic.shape):
+                raise ValueError(f"ScoredBatch: {name} {tuple(t.shape)} must be (B,) like holistic")
 
 
 @dataclass(frozen=True)
@@ -203,6 +220,9 @@ class SegmentGRPOTrainer(GRPOTrainer):
         segment_metric: ``metric(predictions, references) -> list[float | None]`` scoring one
             segment against its references (see :mod:`segrl.rewards`).
         args: a :class:`SegmentGRPOConfig`.
+        holistic_metric: the same signature, scoring the whole answer against the whole reference
+            for the estimators that read a holistic reward (``blend``); None: ``segment_metric``
+            (on the joined text). Ignored by the other estimators.
         train_dataset: rows in segrl's schema (``prompt``, ``images``, ``segment_labels``,
             ``segment_references`` ...).
         **kwargs: passed to ``GRPOTrainer`` (``processing_class``, ``callbacks`` ...).
@@ -213,10 +233,13 @@ class SegmentGRPOTrainer(GRPOTrainer):
             ``<output_dir>/reward_failure.jsonl`` first and the path is in the message.
     """
 
-    def __init__(self, model, segment_metric, args: SegmentGRPOConfig, train_dataset=None, **kwargs):
+    def __init__(self, model, segment_metric, args: SegmentGRPOConfig, train_dataset=None, *, holistic_metric=None,
+                 **kwargs):
         if not isinstance(args, SegmentGRPOConfig):
             raise TypeError(f"args must be a SegmentGRPOConfig, got {type(args).__name__}")
         self.segment_metric = segment_metric
+        uses_holistic = args.estimator in HOLISTIC_ESTIMATORS
+        self.holistic_metric = (holistic_metric or segment_metric) if uses_holistic else None
         reward_funcs, args.reward_weights = self._reward_funcs(segment_metric, args)
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
         self._scored: ScoredBatch | None = None
@@ -332,15 +355,29 @@ class SegmentGRPOTrainer(GRPOTrainer):
         """
         with self.profile(self._mode(), "timing/segment_scoring_s"), self.reward_failure_dump(inputs, texts):
             scores, fmt = self.score_texts(inputs, texts)
-        return self.gathered(texts, completion_ids, scores, fmt)
+            return self.gathered(texts, completion_ids, scores, fmt, [x["segment_references"] for x in inputs])
 
-    def gathered(self, texts, completion_ids, scores: SegmentScores, fmt: torch.Tensor) -> ScoredBatch:
-        """The :class:`ScoredBatch` of local ``scores`` and ``(B_local,)`` format rewards, columns and R gathered."""
+    def gathered(self, texts, completion_ids, scores: SegmentScores, fmt: torch.Tensor,
+                 segment_references=None) -> ScoredBatch:
+        """The :class:`ScoredBatch` of local ``scores`` and ``(B_local,)`` format rewards, columns and R gathered.
+
+        ``R = mean_k r_k + c`` with ``c = format_weight * format`` (``rollout_terms``). With a
+        ``holistic_metric`` (``blend``) and the rows' ``segment_references``, also ``H + c``
+        (``holistic_scores``; ``R`` where the whole reference cannot be scored).
+        """
         device = self.accelerator.device
+        terms = self.args.format_weight * fmt
+        local_R = scores.mean_reward() + terms
         columns = self.accelerator.gather(torch.stack([scores.mean_reward(), fmt], dim=1).to(device))
-        holistic = self.accelerator.gather((scores.mean_reward() + self.args.format_weight * fmt).to(device))
+        holistic = self.accelerator.gather(local_R.to(device))
+        holistic_scores = None
+        if self.holistic_metric is not None and segment_references is not None:
+            H = score_holistic(scores.parsed, segment_references, self.holistic_metric)
+            local_H = torch.where(torch.isnan(H), local_R, H + terms)
+            holistic_scores = self.accelerator.gather(local_H.to(device))
         return ScoredBatch(texts=list(texts), completion_ids=completion_ids, scores=scores, reward_columns=columns,
-                           holistic=holistic)
+                           holistic=holistic, rollout_terms=self.accelerator.gather(terms.to(device)),
+                           holistic_scores=holistic_scores)
 
     def _dump_failure(self, inputs, texts, error) -> Path:
         path = Path(self.args.output_dir) / "reward_failure.jsonl"
@@ -382,8 +419,11 @@ class SegmentGRPOTrainer(GRPOTrainer):
         """``(B_local, T)`` advantages of this process's completion tokens (the template step).
 
         Here: the estimator ``args.estimator`` on all processes' ``(B, K)`` segment rewards and
-        ``(B,)`` holistic rewards, this process's rows mapped to tokens; tokens of segment k get
-        ``A[i, k]``, the others the rollout advantage ``A[i]``. An algorithm with another advantage
+        ``(B,)`` rollout rewards (every segment reward carrying ``scored.rollout_terms``,
+        :func:`~segrl.trainers.advantages.compose_rewards`), this process's rows mapped to tokens by
+        :func:`~segrl.trainers.token_mapping.map_advantages_to_tokens` (segment k's tokens get
+        ``A[i, k]``; the rest the rollout advantage or, when the rollout left segments out, their
+        mean advantage). An algorithm with another advantage
         overrides this (SAPO: segment GAE; SRPO: these times its token weights) and may add the
         extra tensors its loss needs to ``out``.
 
@@ -396,21 +436,29 @@ class SegmentGRPOTrainer(GRPOTrainer):
         G = self.num_generations if mode == "train" else self.num_generations_eval
         with self.profile(mode, "timing/segment_advantages_s"):
             seg_rewards, seg_mask = self._gather_segments(scored.scores)
+            composed = seg_rewards.float()
+            if scored.rollout_terms is not None:
+                composed = compose_rewards(seg_rewards, seg_mask.bool(), scored.rollout_terms)[1]
+            holistic_scores = scored.holistic_scores.float() if scored.holistic_scores is not None else None
             adv = compute_advantages(
                 args.estimator,
-                AdvantageInputs(scored.holistic.float(), seg_rewards.float(), seg_mask.bool(), G),
+                AdvantageInputs(scored.holistic.float(), composed, seg_mask.bool(), G, holistic_scores),
                 **args.estimator_options(),
             )
             sl = self.local_rows(len(scored.texts))
             rollout = adv.rollout[sl]
             segment = adv.segment[sl] if adv.segment is not None else None
             token_segment = self.token_segments(scored, out["completion_ids"].shape[1]).to(rollout.device)
-            token_adv = map_advantages_to_tokens(rollout, segment, token_segment)
+            K = seg_mask.shape[1]
+            present = torch.nn.functional.pad(scored.scores.present, (0, K - scored.scores.present.shape[1]))
+            token_adv = map_advantages_to_tokens(
+                rollout, segment, token_segment, segment_mask=seg_mask[sl].bool().to(rollout.device),
+                present=present.to(rollout.device), completion_mask=out["completion_mask"].to(rollout.device))
             self._count_nonfinite(mode, seg_rewards, seg_mask, token_adv, out["completion_mask"])
             self._log_segment_metrics(mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
                                       out["completion_mask"])
             if args.dump_advantages and mode == "train":
-                self._dump_advantages(scored.holistic, seg_rewards, seg_mask, adv, token_adv)
+                self._dump_advantages(scored.holistic, composed, seg_mask, adv, token_adv)
         return token_adv.to(out["completion_ids"].device)
 
     def _count_nonfinite(self, mode, seg_rewards, seg_mask, token_adv, completion_mask) -> None:

@@ -26,10 +26,14 @@ Every choice we had to make:
 2. **Scoring the answer.** Before the answer lines are parsed and scored, both blocks are
    overwritten with spaces (same length, line breaks kept), so a label written inside the
    reasoning is not an answer and character offsets do not move.
-3. **Format reward.** ``R = mean_k r_k + format_weight * format``, as for every segrl algorithm,
-   with ``format = (1 - s) * label_format + s * structure`` (``s = srpo_structure_weight``,
-   default 0.5; ``structure`` from :func:`segrl.rewards.srpo_format.structure_score`). TRL logs
-   the combined value as ``rewards/format``; ``srpo/structure_reward/mean`` logs the structure part.
+3. **Reward.** Exactly the underlying algorithm's: ``R = mean_k r_k + format_weight * format``
+   with the task's label format (:func:`segrl.trainers.advantages.compose_rewards`), the same
+   terms and weights as the ``grpo`` / ``sd_grpo`` arm it is compared with (the abstract keeps
+   GRPO's reward and direction and only reweights tokens; EXPERIMENTS.md "One reward for every
+   arm"). The structure is not rewarded: it is taught by the warm start (choice 13) and asked for
+   by the instruction; ``srpo/structure_score/mean`` logs
+   :func:`segrl.rewards.srpo_format.structure_score` as a diagnostic only. (Before issue 16 the
+   format term was ``0.5 * label format + 0.5 * structure``, a reward change.)
 4. **Roles.** *Perception*: tokens of the perception block's content (tags excluded).
    *Reasoning*: tokens of the reasoning block's content and, with ``srpo_answer_role="reasoning"``
    (default), the answer lines (label and text): the final answer is the end of the reasoning
@@ -57,17 +61,26 @@ Every choice we had to make:
    perception-removed pass, i.e. at most three extra forward passes per generation batch, none
    when no rollout of the batch has a complete structure (``srpo_force_passes`` runs them anyway,
    for ``segrl bench step``). Their wall time is logged as ``srpo/extra_pass_s``.
-8. **Baseline.** Per rollout and role, the mean signal over that role's tokens:
-   ``b = mean_{u in role} s_u`` (the "shared trajectory-level baseline").
-9. **Weights** (:func:`role_weights`)::
+8. **Baseline** (``srpo_baseline``). ``shared`` (default): one baseline per trajectory for both
+   signals, the mean over all its role tokens, ``b_i = mean_{u in perception or reasoning} s_u``:
+   the abstract's "shared trajectory-level baseline" that "unifies" the visual-dependency and
+   consistency signals. Both signals are log-prob differences in nats, so one baseline compares
+   them directly, and credit moves between the roles: a rollout whose perception tokens depend
+   on the image (large ``v``) while its reasoning barely uses the perception (small ``c``) gets
+   perception weights above 1 and reasoning weights below 1. ``per_role`` (the ablation, our
+   first reading): one baseline per rollout and role, ``b_{i,r} = mean_{u in role r} s_u``, and the
+   weights are re-centred per role, so each role keeps mean weight 1 and no credit moves between
+   roles. Neither moves credit *between rollouts* (mean 1 per trajectory, as the abstract states);
+   that is the advantage's job.
+9. **Weights** (:func:`role_weights`), with ``S`` the baseline's token set (both roles, or role r)::
 
        z_t = tanh((s_t - b) / tau)
-       w_t = 1 + alpha * (z_t - mean_{u in role} z_u)           on the role's tokens; 1 elsewhere
+       w_t = 1 + alpha * (z_t - mean_{u in S} z_u)              on role tokens; 1 elsewhere
 
    ``tau = srpo_temperature`` (nats, default 1), ``alpha = srpo_strength`` in [0, 0.5) (default
    0.25). Bounds ``1 - 2 alpha < w < 1 + 2 alpha`` (0.5..1.5 by default), so w > 0 and the sign of
-   every advantage is kept; the mean is exactly 1 over each role's tokens, hence over the
-   rollout's completion tokens. Why this form and not a clipped softmax: closed form, exact
+   every advantage is kept; the mean is exactly 1 over ``S`` (the rollout's role tokens, or each
+   role's), hence over the rollout's completion tokens. Why this form and not a clipped softmax: closed form, exact
    mean 1 with fixed bounds (clipping a softmax and renormalising moves the bounds and needs
    iterating), bounds that do not depend on how many tokens a role has, and saturation, so one
    outlier token cannot take all the weight. Non-finite signals: NaN counts as 0 (no evidence),
@@ -110,6 +123,8 @@ UNDERLYING = {"srpo": "grpo", "sd_srpo": "sd_grpo"}
 
 CORRUPTIONS = ("blank", "noise", "none")
 ANSWER_ROLES = ("reasoning", "neutral")
+BASELINES = ("shared", "per_role")
+"""Baselines of the role signals (choice 8): ``shared`` (the abstract's), ``per_role`` (the ablation)."""
 
 NEUTRAL, PERCEPTION, REASONING = 0, 1, 2
 """Token roles in the ``(B, T)`` role tensor."""
@@ -306,33 +321,38 @@ def role_signal(logps: torch.Tensor, logps_corrupted: torch.Tensor, logps_remove
 
 
 def role_weights(signal: torch.Tensor, roles: torch.Tensor, *, strength: float = 0.25,
-                 temperature: float = 1.0) -> torch.Tensor:
-    """Bounded positive token weights with mean 1 over each role's tokens of each rollout (choices 8–9).
+                 temperature: float = 1.0, baseline: str = "shared") -> torch.Tensor:
+    """Bounded positive token weights with mean 1 per rollout (choices 8–9).
 
-    For each rollout i and role r in {PERCEPTION, REASONING}, over the tokens t with
-    ``roles[i, t] == r``::
+    ``baseline="shared"`` (SRPO's abstract: one trajectory-level baseline for both signals): for
+    each rollout i, over its role tokens S_i (``roles != NEUTRAL``)::
 
-        b     = mean_t signal[i, t]
+        b     = mean_{u in S_i} signal[i, u]
         z_t   = tanh((signal[i, t] - b) / temperature)
-        w_t   = 1 + strength * (z_t - mean_u z_u)
+        w_t   = 1 + strength * (z_t - mean_{u in S_i} z_u)
 
-    and ``w = 1`` on :data:`NEUTRAL` tokens. Hence ``1 - 2*strength < w < 1 + 2*strength`` and,
-    for every rollout, ``mean_t w[i, t] = 1`` over any set of positions that contains each
-    role's tokens whole (e.g. the completion mask). A role with one token gets weight 1.
+    so credit moves between perception and reasoning tokens. ``baseline="per_role"`` (ablation):
+    the same with S the tokens of one role r in {PERCEPTION, REASONING}, so each role keeps mean 1.
+    ``w = 1`` on :data:`NEUTRAL` tokens. Hence ``1 - 2*strength < w < 1 + 2*strength`` and, for
+    every rollout, ``mean_t w[i, t] = 1`` over any set of positions that contains the role tokens
+    whole (e.g. the completion mask). A set S of one token gets weight 1.
 
     Args:
         signal: ``(B, T)`` float, nats (:func:`role_signal`); must be finite on role tokens.
         roles: ``(B, T)`` long in {0, 1, 2}; padding must be NEUTRAL.
         strength: alpha in [0, 0.5).
         temperature: tau > 0, nats.
+        baseline: ``shared`` or ``per_role`` (:data:`BASELINES`).
 
     Returns:
         ``(B, T)`` float32 weights.
 
     Raises:
         ValueError: shapes differ, ``strength`` outside [0, 0.5), ``temperature <= 0``, a role
-            value outside {0, 1, 2}, or a non-finite signal on a role token.
+            value outside {0, 1, 2}, an unknown ``baseline``, or a non-finite signal on a role token.
     """
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
     if signal.shape != roles.shape:
         raise ValueError(f"role_weights: signal {tuple(signal.shape)} != roles {tuple(roles.shape)}")
     if not 0.0 <= strength < 0.5:
@@ -345,8 +365,8 @@ def role_weights(signal: torch.Tensor, roles: torch.Tensor, *, strength: float =
     if not torch.isfinite(s[roles != NEUTRAL]).all():
         raise ValueError("role_weights: non-finite signal on a role token (use role_signal, which cleans it)")
     w = torch.ones_like(s)
-    for role in (PERCEPTION, REASONING):
-        m = roles == role
+    sets = [roles != NEUTRAL] if baseline == "shared" else [roles == PERCEPTION, roles == REASONING]
+    for m in sets:
         count = m.sum(dim=1, keepdim=True).clamp(min=1)
         base = torch.where(m, s, 0.0).sum(dim=1, keepdim=True) / count
         z = torch.tanh((s - base) / temperature)
@@ -367,8 +387,8 @@ class SRPOConfig(SegmentGRPOConfig):
 
     Raises:
         ValueError: an ``algo`` other than srpo/sd_srpo; ``srpo_strength`` outside [0, 0.5);
-            ``srpo_temperature <= 0``; unknown ``srpo_corruption`` / ``srpo_answer_role``;
-            ``srpo_structure_weight`` outside [0, 1]; and everything ``SegmentGRPOConfig`` refuses.
+            ``srpo_temperature <= 0``; unknown ``srpo_corruption`` / ``srpo_answer_role`` /
+            ``srpo_baseline``; and everything ``SegmentGRPOConfig`` refuses.
     """
 
     algo: str = field(default="srpo", metadata={"help": "srpo (GRPO advantages reweighted) or sd_srpo (SD-GRPO's)."})
@@ -383,8 +403,10 @@ class SRPOConfig(SegmentGRPOConfig):
     srpo_instruction: str = field(
         default=DEFAULT_INSTRUCTION,
         metadata={"help": "Appended to the last user text of every prompt at generation time; '' = none."})
-    srpo_structure_weight: float = field(
-        default=0.5, metadata={"help": "format = (1 - s) * label format + s * structure reward, s in [0, 1]."})
+    srpo_baseline: str = field(
+        default="shared",
+        metadata={"help": "Baseline of the role signals: shared (one per trajectory for both roles, SRPO's abstract) "
+                  "or per_role (one per role, each role keeps mean weight 1: the ablation)."})
     srpo_force_passes: bool = field(
         default=False,
         metadata={"help": "Run the extra forward passes even when no rollout has the structure (benchmarks)."})
@@ -400,8 +422,8 @@ class SRPOConfig(SegmentGRPOConfig):
             raise ValueError(f"srpo_corruption must be one of {CORRUPTIONS}, got {self.srpo_corruption!r}")
         if self.srpo_answer_role not in ANSWER_ROLES:
             raise ValueError(f"srpo_answer_role must be one of {ANSWER_ROLES}, got {self.srpo_answer_role!r}")
-        if not 0.0 <= self.srpo_structure_weight <= 1.0:
-            raise ValueError(f"srpo_structure_weight must be in [0, 1], got {self.srpo_structure_weight}")
+        if self.srpo_baseline not in BASELINES:
+            raise ValueError(f"srpo_baseline must be one of {BASELINES}, got {self.srpo_baseline!r}")
         super().__post_init__()  # the spec (below): estimator, TRL options of the estimator
 
 
@@ -411,11 +433,11 @@ class SRPOScoredBatch(ScoredBatch):
 
     Attributes:
         structures: ``B_local`` parsed structures (:func:`segrl.rewards.srpo_format.parse_structure`).
-        structure_reward: ``(B_local,)`` the structure part of the format reward.
+        structure_score: ``(B_local,)`` the structure score (a diagnostic, not rewarded: choice 3).
     """
 
     structures: Sequence[Structure] = ()
-    structure_reward: torch.Tensor | None = None
+    structure_score: torch.Tensor | None = None
 
 
 class SRPOTrainer(SegmentGRPOTrainer):
@@ -424,7 +446,7 @@ class SRPOTrainer(SegmentGRPOTrainer):
     Args: as :class:`~segrl.trainers.segment_grpo.SegmentGRPOTrainer`, with an :class:`SRPOConfig`.
 
     Logged per step besides the SD-GRPO metrics: ``srpo/structure_missing_frac``,
-    ``srpo/structure_reward/mean``, ``srpo/{perception,reasoning}_token_frac``,
+    ``srpo/structure_score/mean``, ``srpo/{perception,reasoning}_token_frac``,
     ``srpo/visual_dependency/mean`` and ``srpo/perception_consistency/mean`` (nats, over the role's
     tokens), ``srpo/weight/{perception,reasoning}_{min,max}``, ``srpo/weight/std`` (role tokens)
     and ``srpo/extra_pass_s`` (wall time of the extra forward passes).
@@ -445,9 +467,9 @@ class SRPOTrainer(SegmentGRPOTrainer):
     # ------------------------------------------------------------------ rewards
 
     def score_batch(self, inputs, texts, completion_ids) -> SRPOScoredBatch:
-        """Score the answer lines on the blanked text (choice 2) and fold the structure reward into ``format``
-        (choice 3); the batch keeps the texts as generated (same character positions)."""
-        args: SRPOConfig = self.args
+        """Score the answer lines on the blanked text (choice 2) with exactly the underlying algorithm's
+        reward (choice 3; the structure score is kept for logging only); the batch keeps the texts as
+        generated (same character positions)."""
         with self.profile(self._mode(), "timing/segment_scoring_s"), self.reward_failure_dump(inputs, texts):
             structures = [parse_structure(t) for t in texts]
             blanked = [blank_blocks(t, st) for t, st in zip(texts, structures)]
@@ -457,10 +479,10 @@ class SRPOTrainer(SegmentGRPOTrainer):
                  for st, p in zip(structures, scores.parsed)],
                 dtype=torch.float32,
             )
-        w = args.srpo_structure_weight
-        base = self.gathered(texts, completion_ids, scores, (1.0 - w) * label_format + w * structure)
+            base = self.gathered(texts, completion_ids, scores, label_format,
+                                 [x["segment_references"] for x in inputs])
         return SRPOScoredBatch(**{f.name: getattr(base, f.name) for f in fields(ScoredBatch)},
-                               structures=structures, structure_reward=structure)
+                               structures=structures, structure_score=structure)
 
     # ------------------------------------------------------------------ advantages
 
@@ -491,7 +513,7 @@ class SRPOTrainer(SegmentGRPOTrainer):
         remove = pad_rows(remove_rows, T, 0).bool() & mask
 
         m["srpo/structure_missing_frac"].append(1.0 - sum(complete) / max(1, B))
-        m["srpo/structure_reward/mean"].append(scored.structure_reward.mean().item())
+        m["srpo/structure_score/mean"].append(scored.structure_score.mean().item())
         n_tokens = mask.sum().clamp(min=1)
         m["srpo/perception_token_frac"].append(((roles == PERCEPTION).sum() / n_tokens).item())
         m["srpo/reasoning_token_frac"].append(((roles == REASONING).sum() / n_tokens).item())
@@ -502,7 +524,8 @@ class SRPOTrainer(SegmentGRPOTrainer):
             logps, corrupted, removed = self._contrast_logps(out, remove.to(completion_mask.device))
         roles_d = roles.to(logps.device)
         signal = role_signal(logps, corrupted, removed, roles_d)
-        weights = role_weights(signal, roles_d, strength=args.srpo_strength, temperature=args.srpo_temperature)
+        weights = role_weights(signal, roles_d, strength=args.srpo_strength, temperature=args.srpo_temperature,
+                               baseline=args.srpo_baseline)
         for role, name, signal_name in ((PERCEPTION, "perception", "visual_dependency"),
                                         (REASONING, "reasoning", "perception_consistency")):
             sel = roles_d == role

@@ -10,7 +10,8 @@ Two steps, both pure:
 2. :func:`assign_tokens_to_segments` gives each token the segment it overlaps most
    (character overlap with the segment's span, marker included); tokens overlapping no
    segment (preamble, separators, EOS) get -1. :func:`map_advantages_to_tokens` then writes
-   ``A[i,k]`` on segment k's tokens and the rollout-level advantage elsewhere.
+   ``A[i,k]`` on segment k's tokens and, elsewhere, the rollout-level advantage or, for a rollout
+   that left segments out, their mean advantage (the rule is in its docstring).
 """
 
 from __future__ import annotations
@@ -106,28 +107,55 @@ def segment_index_tensor(assignments: Sequence[Sequence[int]], T: int) -> torch.
 
 
 def map_advantages_to_tokens(
-    rollout: torch.Tensor, segment: torch.Tensor | None, token_segment: torch.Tensor
+    rollout: torch.Tensor,
+    segment: torch.Tensor | None,
+    token_segment: torch.Tensor,
+    *,
+    segment_mask: torch.Tensor | None = None,
+    present: torch.Tensor | None = None,
+    completion_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-token advantages.
+    """Per-token advantages: which tokens carry which advantage (segrl's rule; the papers are silent).
 
-    ``out[i, t] = segment[i, token_segment[i, t]]`` where ``token_segment[i, t] >= 0``, else
-    ``rollout[i]``. With ``segment=None`` (scalar algorithms) every token gets ``rollout[i]``.
+    1. A token of a present, scorable segment k carries ``segment[i, k]``.
+    2. A token of a present segment whose reference cannot be scored (``segment_mask`` False)
+       carries the rollout-level advantage ``rollout[i]``, as every token does under GRPO (so
+       ``blend`` at alpha = 1 is GRPO on every token).
+    3. A token outside every present segment (preamble, separators, unlabelled or duplicated
+       text, EOS) carries ``rollout[i]`` when rollout i wrote all its scorable segments. When it
+       left some out (``segment_mask & ~present``), these tokens carry instead the mean of the
+       missing segments' advantages: the text written in their place, or the EOS written before
+       them, is what omitted them, so omitting a segment is penalised on the rollout's own tokens
+       (without the rule a missing segment's advantage, negative when the group wrote it, reached no
+       token and omission cost nothing on segment tokens: issue 15). The mean keeps the carriers'
+       advantage on the scale of one segment's. At K = 1 the missing segment's advantage equals the
+       rollout's, so the rule leaves ``sd_grpo == grpo`` intact.
+    4. A rollout with missing segments but no token outside its present segments (a truncated
+       completion with no EOS) puts that mean on its last completion token instead.
+
+    Rules 2–4 need ``segment_mask``, ``present`` and ``completion_mask``; without them every token
+    outside a segment, or of an unscorable one, carries ``rollout[i]``. With ``segment=None``
+    (scalar algorithms) every token gets ``rollout[i]``.
 
     Args:
         rollout: ``(B,)``.
         segment: ``(B, K)`` or None.
-        token_segment: ``(B, T)`` long, values in ``[-1, K)``.
+        token_segment: ``(B, T)`` long, values in ``[-1, K)`` (-1: outside every segment, or padding).
+        segment_mask: ``(B, K)`` bool, scorable segments.
+        present: ``(B, K)`` bool, segments the completion wrote.
+        completion_mask: ``(B, T)`` the completion's real tokens (TRL's ``completion_mask``).
 
     Returns:
         ``(B, T)`` float, on ``token_segment``'s device.
 
     Raises:
-        ValueError: on mismatched batch sizes or a segment index ``>= K``.
+        ValueError: on mismatched shapes or a segment index ``>= K``.
     """
     B, T = token_segment.shape
     if rollout.shape != (B,):
         raise ValueError(f"rollout must be (B={B},), got {tuple(rollout.shape)}")
-    base = rollout.to(token_segment.device, torch.float32)[:, None].expand(B, T)
+    device = token_segment.device
+    base = rollout.to(device, torch.float32)[:, None].expand(B, T)
     if segment is None:
         return base.clone()
     if segment.shape[0] != B:
@@ -137,6 +165,27 @@ def map_advantages_to_tokens(
         return base.clone()
     if int(token_segment.max()) >= K:
         raise ValueError(f"token_segment holds index {int(token_segment.max())} but K={K}")
-    seg = segment.to(token_segment.device, torch.float32)
-    gathered = torch.gather(seg, 1, token_segment.clamp(min=0))
-    return torch.where(token_segment >= 0, gathered, base)
+    for name, t, shape in (("segment_mask", segment_mask, (B, K)), ("present", present, (B, K)),
+                           ("completion_mask", completion_mask, (B, T))):
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"{name} must be {shape}, got {tuple(t.shape)}")
+    seg = segment.to(device, torch.float32)
+    idx = token_segment.clamp(min=0)
+    in_segment = token_segment >= 0
+    if segment_mask is not None:  # rule 2: an unscorable segment's tokens carry the rollout advantage
+        in_segment = in_segment & torch.gather(segment_mask.to(device).bool(), 1, idx)
+    out = torch.where(in_segment, torch.gather(seg, 1, idx), base)
+    if segment_mask is None or present is None or completion_mask is None:
+        return out
+    missing = segment_mask.to(device).bool() & ~present.to(device).bool()  # (B, K)
+    n_missing = missing.sum(1)
+    if not bool(n_missing.any()):
+        return out
+    carried = torch.where(missing, seg, torch.zeros_like(seg)).sum(1) / n_missing.clamp(min=1)  # (B,)
+    real = completion_mask.to(device).bool()
+    outside = (token_segment < 0) & real  # rule 3's carriers
+    none_outside = ~outside.any(1) & real.any(1)
+    last = real.long().cumsum(1).eq(real.long().sum(1, keepdim=True)) & real  # rule 4: the last real token
+    carriers = outside | (none_outside[:, None] & last)
+    carriers = carriers & (n_missing > 0)[:, None]
+    return torch.where(carriers, carried[:, None].expand(B, T), out)

@@ -54,10 +54,17 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
     name = model or cfg.model.name_or_path
     policy, processor = load_policy(name, dtype=cfg.model.dtype)
     metric = make_segment_reward(task.segment_reward, reference_corpus=reference_corpus(train))
+    holistic = None
+    if getattr(args, "holistic_metric", None) is not None:  # blend's whole-answer metric, corpus of whole references
+        from segrl.rewards.scorer import joined_references
+
+        whole = [joined_references(refs) for refs in train["segment_references"]]
+        holistic = make_segment_reward(args.holistic_metric, reference_corpus=[w for w in whole if w])
 
     started, t0 = now(), time.time()
     trainer = trainer_class(args.algo)(
         model=policy, segment_metric=metric, args=args, train_dataset=train, processing_class=processor,
+        holistic_metric=holistic,
         callbacks=[LatestCheckpointMarker()],
         peft_config=cfg.model.lora.peft_config() if cfg.model.lora is not None else None,  # TRL wraps the policy
     )

@@ -30,11 +30,34 @@ from segrl.trainers.srpo import (
 # --------------------------------------------------------------------------- weights
 
 
-def test_role_weights_hand_computed():
-    # One rollout: 3 perception tokens, 2 reasoning tokens, 2 neutral tokens.
+def test_shared_baseline_moves_credit_between_roles_by_hand():
+    # Issue 16's case: perception tokens depend on the image by 5 nats each, the reasoning does not use
+    # the perception at all (0 nats). Shared trajectory baseline b = 2.5, z = +-tanh(2.5) = +-0.986614,
+    # mean z = 0 -> w = 1 +- 0.25 * 0.986614: the credit moves to the perception tokens.
+    roles = torch.tensor([[PERCEPTION, PERCEPTION, REASONING, REASONING, NEUTRAL]])
+    signal = torch.tensor([[5.0, 5.0, 0.0, 0.0, 3.0]])
+    w = role_weights(signal, roles, strength=0.25, temperature=1.0)
+    assert w[0].tolist() == pytest.approx([1.2466535, 1.2466535, 0.7533465, 0.7533465, 1.0], abs=1e-6)
+    # The per-role ablation re-centres each role: every weight 1.0 (no credit can move).
+    assert torch.equal(role_weights(signal, roles, baseline="per_role"), torch.ones(1, 5))
+    # 3 perception, 2 reasoning tokens: b = (1 + 0 - 1 + 2 + 2) / 5 = 0.8, z = tanh(0.2), tanh(-0.8),
+    # tanh(-1.8), tanh(1.2), tanh(1.2), mean z = 0.0507684; w = 1 + 0.25 * (z - mean z).
     roles = torch.tensor([[PERCEPTION, PERCEPTION, PERCEPTION, REASONING, REASONING, NEUTRAL, NEUTRAL]])
     signal = torch.tensor([[1.0, 0.0, -1.0, 2.0, 2.0, 7.0, -7.0]])
     w = role_weights(signal, roles, strength=0.25, temperature=1.0)
+    assert w[0].tolist() == pytest.approx([1.0366517, 0.8212987, 0.7506067, 1.1957215, 1.1957215, 1.0, 1.0],
+                                          abs=1e-6)
+    assert w[0, :5].mean().item() == pytest.approx(1.0, abs=1e-6)  # mean 1 over the trajectory's role tokens
+    assert w[0, :3].mean().item() < 1 < w[0, 3:5].mean().item()  # but not per role
+    with pytest.raises(ValueError, match="baseline"):
+        role_weights(signal, roles, baseline="group")
+
+
+def test_role_weights_per_role_hand_computed():
+    # One rollout: 3 perception tokens, 2 reasoning tokens, 2 neutral tokens.
+    roles = torch.tensor([[PERCEPTION, PERCEPTION, PERCEPTION, REASONING, REASONING, NEUTRAL, NEUTRAL]])
+    signal = torch.tensor([[1.0, 0.0, -1.0, 2.0, 2.0, 7.0, -7.0]])
+    w = role_weights(signal, roles, strength=0.25, temperature=1.0, baseline="per_role")
     # perception: b = 0, z = tanh(1), 0, -tanh(1), mean 0 -> 1 +- 0.25 * 0.761594
     # reasoning: constant signal -> z = 0 -> 1; neutral -> 1 whatever the signal
     expected = [1.1903985, 1.0, 0.8096015, 1.0, 1.0, 1.0, 1.0]
@@ -48,13 +71,14 @@ def test_role_weights_hand_computed():
     assert w[0].tolist() == pytest.approx([1.3046377, 0.6953623], abs=1e-6)
 
 
-def loop_weights(signal, roles, strength, temperature):
+def loop_weights(signal, roles, strength, temperature, baseline):
     """Plain-loop reference of role_weights."""
     B, T = len(signal), len(signal[0])
     out = [[1.0] * T for _ in range(B)]
+    sets = [(PERCEPTION, REASONING)] if baseline == "shared" else [(PERCEPTION,), (REASONING,)]
     for i in range(B):
-        for role in (PERCEPTION, REASONING):
-            idx = [t for t in range(T) if roles[i][t] == role]
+        for members in sets:
+            idx = [t for t in range(T) if roles[i][t] in members]
             if not idx:
                 continue
             b = sum(signal[i][t] for t in idx) / len(idx)
@@ -65,8 +89,9 @@ def loop_weights(signal, roles, strength, temperature):
     return out
 
 
+@pytest.mark.parametrize("baseline", ["shared", "per_role"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_weights_positive_bounded_mean_one_and_never_flip_a_sign(seed):
+def test_weights_positive_bounded_mean_one_and_never_flip_a_sign(seed, baseline):
     g = torch.Generator().manual_seed(seed)
     B, T = 6, 24
     roles = torch.randint(0, 3, (B, T), generator=g)
@@ -77,18 +102,18 @@ def test_weights_positive_bounded_mean_one_and_never_flip_a_sign(seed):
     adv = torch.randn(B, T, generator=g)
     adv[torch.rand(B, T, generator=g) < 0.2] = 0.0
     for alpha in (0.0, 0.1, 0.25, 0.49):
-        w = role_weights(signal, roles, strength=alpha, temperature=0.5)
+        w = role_weights(signal, roles, strength=alpha, temperature=0.5, baseline=baseline)
         assert (w > 0).all()
         assert (w > 1 - 2 * alpha - 1e-6).all() and (w < 1 + 2 * alpha + 1e-6).all()
         assert torch.allclose(w.mean(dim=1), torch.ones(B), atol=1e-5)  # mean 1 per trajectory
-        for role in (PERCEPTION, REASONING):  # and per role
+        for role in (PERCEPTION, REASONING) if baseline == "per_role" else ():  # and per role
             for i in range(B):
                 sel = roles[i] == role
                 if sel.any():
                     assert w[i, sel].mean().item() == pytest.approx(1.0, abs=1e-5)
         assert torch.equal(w[0], torch.ones(T))  # no structure: plain GRPO
         assert torch.equal(torch.sign(adv * w), torch.sign(adv))  # the sign of an advantage never flips
-        ref = torch.tensor(loop_weights(signal.tolist(), roles.tolist(), alpha, 0.5))
+        ref = torch.tensor(loop_weights(signal.tolist(), roles.tolist(), alpha, 0.5, baseline))
         assert torch.allclose(w, ref, atol=1e-5)
 
 
@@ -102,9 +127,10 @@ def test_identical_to_grpo_when_the_contrasts_are_identities():
     w = role_weights(role_signal(logps, logps.clone(), logps.clone(), roles), roles)
     assert torch.equal(w, torch.ones(B, T))
     assert torch.equal(grpo * w, grpo)
-    # Corruption = identity alone: every perception weight is exactly 1, whatever the reasoning signal.
+    # Corruption = identity alone, per-role baseline: every perception weight is exactly 1, whatever the
+    # reasoning signal (with the shared baseline the reasoning signal moves credit off the perception).
     removed = logps - torch.rand(B, T, generator=g)
-    w = role_weights(role_signal(logps, logps.clone(), removed, roles), roles)
+    w = role_weights(role_signal(logps, logps.clone(), removed, roles), roles, baseline="per_role")
     assert torch.equal(w[roles == PERCEPTION], torch.ones(int((roles == PERCEPTION).sum())))
     assert not torch.equal(w[roles == REASONING], torch.ones(int((roles == REASONING).sum())))
 
@@ -212,7 +238,7 @@ def test_config_names_knobs_and_registry(tmp_path):
     assert cfg(algo="sd_srpo").estimator == "sd_grpo"
     for bad, match in [({"algo": "grpo"}, "srpo"), ({"srpo_strength": 0.5}, "srpo_strength"),
                        ({"srpo_temperature": 0.0}, "srpo_temperature"), ({"srpo_corruption": "blur"}, "srpo_corruption"),
-                       ({"srpo_answer_role": "x"}, "srpo_answer_role"), ({"srpo_structure_weight": 1.5}, "structure_weight"),
+                       ({"srpo_answer_role": "x"}, "srpo_answer_role"), ({"srpo_baseline": "group"}, "srpo_baseline"),
                        ({"loss_type": "dr_grpo", "algo": "srpo", "srpo_strength": 0.1, "format_weight": -1}, "format_weight")]:
         with pytest.raises(ValueError, match=match):
             cfg(**bad)
@@ -313,11 +339,11 @@ def test_srpo_two_steps_reweight_grpo_advantages(tmp_path, srpo_warm_model, colo
 
 
 def test_sd_srpo_two_steps_with_identity_corruption(tmp_path, srpo_warm_model, colour_data):
-    trainer = run(tmp_path, srpo_warm_model, colour_data, algo="sd_srpo", srpo_corruption="none")
+    trainer = run(tmp_path, srpo_warm_model, colour_data, algo="sd_srpo", srpo_corruption="none", srpo_baseline="per_role")
     check_weights_reach_the_loss(trainer)
     logs = [r for r in trainer.state.log_history if "srpo/weight/perception_min" in r]
     assert logs
-    for r in logs:  # the image has no influence: every perception weight is exactly 1 (plain SD-GRPO there)
+    for r in logs:  # the image has no influence and the per-role baseline: every perception weight is exactly 1
         assert r["srpo/visual_dependency/mean"] == 0.0
         assert r["srpo/weight/perception_min"] == r["srpo/weight/perception_max"] == 1.0
     assert any(r["srpo/weight/reasoning_max"] > r["srpo/weight/reasoning_min"] for r in logs)
