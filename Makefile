@@ -212,6 +212,7 @@ multichart-baselines: multichart-inputs
 
 # SAPO (CPU preset): sapo with entropy / newline / task-label segments vs grpo and sd_grpo, on docci K=4
 # (grpo and sd_grpo are Table 1's K=4 runs, same config) and on multichart (multichart-baselines), 3 seeds.
+# SAPO arms are also evaluated sampled (the presets' eval section: temperature 0.6, top-p 0.95, 4 samples).
 # Resumable.
 SAPO_SEEDS ?= 0 1 2
 SAPO_SEGMENTATIONS ?= entropy newline task
@@ -228,14 +229,16 @@ reproduce-sapo: docci-k4-inputs multichart-baselines
 	    run=runs/sapo/docci-k4/sapo-$$seg/seed$$seed; \
 	    $(call train_unless_done,$$run,--config configs/sapo_cpu.yaml --set train.segmentation=$$seg --seed $$seed); \
 	    test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) eval docci --model $$run --data data/docci-k4 --max-new-tokens 160 --out $$run/eval; \
+	    $(SEGRL) eval docci --model $$run --data data/docci-k4 --max-new-tokens 160 --config configs/sapo_cpu.yaml \
+	      --out $$run/eval; \
 	  done; \
 	  for seg in $(SAPO_SEGMENTATIONS); do \
 	    run=runs/sapo/multichart/sapo-$$seg/seed$$seed; \
 	    $(call train_unless_done,$$run,--config configs/sapo_multichart_cpu.yaml --set train.segmentation=$$seg \
 	      --seed $$seed); \
 	    test -f $$run/eval/metrics.json && continue; \
-	    $(SEGRL) eval multichart --model $$run --data data/multichart --max-image-side 112 --out $$run/eval; \
+	    $(SEGRL) eval multichart --model $$run --data data/multichart --max-image-side 112 \
+	      --config configs/sapo_multichart_cpu.yaml --out $$run/eval; \
 	  done; \
 	done
 	$(SEGRL) report sapo_docci

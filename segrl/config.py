@@ -116,6 +116,10 @@ class EvalSection:
     max_new_tokens: int = 96
     batch_size: int = 8
     limit: int | None = None
+    # Sampled evaluation beside the greedy one (`segrl eval --config`): None = greedy only.
+    temperature: float | None = None  # e.g. 0.6 (SAPO Table 7)
+    top_p: float = 1.0  # e.g. 0.95 (SAPO Table 7)
+    num_samples: int = 1  # completions per prompt; metrics are averaged over them
 
 
 @dataclass

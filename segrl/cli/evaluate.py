@@ -31,6 +31,11 @@ def command(
     judge_cache: Path | None = typer.Option(None, help="Judge reply cache (default: <out>/judge/cache)."),
     judge_retries: int = typer.Option(2, help="Judge retries per example (invalid reply, timeout, HTTP 429/5xx)."),
     judge_timeout: float = typer.Option(60.0, help="Seconds to wait for one judge reply."),
+    config: Path | None = typer.Option(None, help="Experiment preset whose eval section sets the sampled evaluation "
+                                       "(eval.temperature, eval.top_p, eval.num_samples), e.g. configs/sapo_cpu.yaml."),
+    temperature: float | None = typer.Option(None, help="Also evaluate sampled at this temperature (beside greedy)."),
+    top_p: float | None = typer.Option(None, help="Nucleus top-p of the sampled evaluation."),
+    num_samples: int | None = typer.Option(None, help="Samples per prompt of the sampled evaluation (metrics averaged)."),
 ) -> None:
     """Evaluate a model; writes predictions.jsonl, metrics.json and run.json (and judge/ with --judge-url)."""
     from segrl.eval.evaluate import main
@@ -45,9 +50,23 @@ def command(
     options = {}
     if bertscore_model or bertscore_layers:
         options["bertscore"] = {"model_type": bertscore_model, "num_layers": bertscore_layers}
+    from segrl.eval.generate import Sampling
+
+    section = None
+    if config is not None:
+        from segrl.config import load_config
+
+        section = load_config(str(config)).eval
+    temperature = temperature if temperature is not None else (section.temperature if section else None)
+    sampling = None
+    if temperature is not None:
+        sampling = Sampling(temperature=temperature,
+                            top_p=top_p if top_p is not None else (section.top_p if section else 1.0),
+                            num_samples=num_samples if num_samples is not None else (section.num_samples if section else 1))
     with run_lock(out):  # one writer per output directory (segrl.runlock)
         result = main(task, model, str(data), str(out), split=split, max_new_tokens=max_new_tokens,
-                      batch_size=batch_size, limit=limit, max_image_side=max_image_side, metric_options=options)
+                      batch_size=batch_size, limit=limit, max_image_side=max_image_side, metric_options=options,
+                      sampling=sampling)
         m = result["metrics"]
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if not isinstance(v, list)}
         console.print(f"[bold]{task}[/] {split} n={result['n_examples']}: {shown}")

@@ -10,7 +10,7 @@ import torch
 from datasets import load_from_disk
 from rich.progress import Progress
 
-from segrl.eval.generate import batched, generate
+from segrl.eval.generate import Sampling, batched, generate
 from segrl.provenance import dataset_fingerprint, now, write_run_json
 from segrl.rewards import format_reward, make_segment_reward
 from segrl.rewards.scorer import score_segments
@@ -48,10 +48,38 @@ def aggregate(per_metric: dict[str, list[list[float | None]]], formats: list[flo
     return out
 
 
+def mean_over_samples(summaries: list[dict]) -> dict:
+    """Mean (and, with several, the sample std) over per-sample summaries of every scalar metric.
+
+    Args:
+        summaries: one :func:`aggregate`-style summary per sample index j (completion j of every prompt).
+
+    Returns:
+        ``{metric: mean_j, metric + "_sample_std": std_j (n - 1 denominator; with >= 2 samples)}``.
+    """
+    out: dict = {}
+    keys = [k for k, v in summaries[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for k in keys:
+        vals = [s[k] for s in summaries if isinstance(s.get(k), (int, float))]
+        if not vals:
+            continue
+        mean = sum(vals) / len(vals)
+        out[k] = mean
+        if len(vals) > 1:
+            out[f"{k}_sample_std"] = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
+    return out
+
+
 def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "test",
          max_new_tokens: int = 96, batch_size: int = 8, limit: int | None = None, dtype: str | None = None,
-         max_image_side: int | None = None, metric_options: dict[str, dict] | None = None) -> dict:
+         max_image_side: int | None = None, metric_options: dict[str, dict] | None = None,
+         sampling: Sampling | None = None) -> dict:
     """Evaluate ``model`` on ``data``'s ``split``; write ``predictions.jsonl``, ``metrics.json``, ``run.json``.
+
+    Greedy decoding always gives the top-level metrics. With ``sampling`` (e.g. SAPO's Table 7:
+    temperature 0.6, top-p 0.95) the split is also decoded ``sampling.num_samples`` times per prompt;
+    ``metrics.json`` then holds ``sampled``: the settings and each metric's mean over the samples (and its
+    std across them), beside the greedy metrics; the samples go to ``predictions_sampled.jsonl``.
 
     ``metric_options`` maps a metric name to its factory options (e.g. ``{"bertscore":
     {"model_type": "allenai/scibert_scivocab_uncased"}}``). The task's ``holistic_metrics`` are
@@ -92,20 +120,42 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
 
     labels = rows["segment_labels"]
     refs = rows["segment_references"]
-    per_metric: dict[str, list[list[float | None]]] = {}
-    for name, fn in metrics.items():
-        sc = score_segments(completions, labels, refs, fn)
-        per_metric[name] = [
-            [float(sc.rewards[i, k]) if sc.mask[i, k] else None for k in range(len(labels[i]))]
-            for i in range(len(completions))
-        ]
-    formats = format_reward(completions, labels)
-    summary = aggregate(per_metric, formats)
     whole = [[r] for r in rows["reference"]]
-    holistic = {f"{name}_holistic": metrics[name](completions, whole) for name in task.holistic_metrics}
-    for key, vals in holistic.items():
-        kept = [v for v in vals if v is not None]
-        summary[key] = sum(kept) / len(kept) if kept else None
+
+    def score(completions):
+        per_metric: dict[str, list[list[float | None]]] = {}
+        for name, fn in metrics.items():
+            sc = score_segments(completions, labels, refs, fn)
+            per_metric[name] = [
+                [float(sc.rewards[i, k]) if sc.mask[i, k] else None for k in range(len(labels[i]))]
+                for i in range(len(completions))
+            ]
+        formats = format_reward(completions, labels)
+        summary = aggregate(per_metric, formats)
+        holistic = {f"{name}_holistic": metrics[name](completions, whole) for name in task.holistic_metrics}
+        for key, vals in holistic.items():
+            kept = [v for v in vals if v is not None]
+            summary[key] = sum(kept) / len(kept) if kept else None
+        return summary, per_metric, formats, holistic
+
+    summary, per_metric, formats, holistic = score(completions)
+    sampled_rows: list[dict] = []
+    if sampling is not None:
+        torch.manual_seed(sampling.seed)
+        samples: list[list[str]] = [[] for _ in range(sampling.num_samples)]  # samples[j][i]: prompt i's j-th
+        for batch in batched(rows, batch_size):
+            flat = generate(policy, processor, batch, max_new_tokens=max_new_tokens, sampling=sampling)
+            for j in range(sampling.num_samples):
+                samples[j].extend(flat[j::sampling.num_samples])
+        per_sample = []
+        for j, sample in enumerate(samples):
+            s_summary, s_metric, s_formats, _ = score(sample)
+            per_sample.append(s_summary)
+            sampled_rows.extend({"id": rows["id"][i], "sample": j, "completion": c, "format": s_formats[i],
+                                 **{name: s_metric[name][i] for name in s_metric}} for i, c in enumerate(sample))
+        summary["sampled"] = {"temperature": sampling.temperature, "top_p": sampling.top_p,
+                              "num_samples": sampling.num_samples, "seed": sampling.seed,
+                              **mean_over_samples(per_sample)}
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,6 +165,10 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
                    "format": formats[i], **{name: per_metric[name][i] for name in per_metric},
                    **{key: vals[i] for key, vals in holistic.items()}}
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    if sampled_rows:
+        with (out / "predictions_sampled.jsonl").open("w") as f:
+            for rec in sampled_rows:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     result = {
         "task": task.name, "task_version": task.version, "model": model, "split": split,
         "n_examples": len(completions), "n_segments": sum(len(x) for x in labels),

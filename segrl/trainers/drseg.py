@@ -79,6 +79,11 @@ REWARD_NAMES = ("format", "accuracy", "non_repeat")
 # --------------------------------------------------------------------------- config
 
 
+TOKEN_MEAN_LOSS = "bnpo"
+"""TRL ``loss_type`` of Dr. Seg's loss aggregation: ``sum(per-token loss * mask) / sum(mask)`` over the
+(micro-)batch, divided by the gradient-accumulation steps (verl ``masked_mean``, the authors' ``dp_actor``)."""
+
+
 @dataclass
 class DrSegConfig(SegmentGRPOConfig):
     """Configuration of :class:`DrSegTrainer`: ``SegmentGRPOConfig`` plus Dr. Seg's knobs.
@@ -86,8 +91,14 @@ class DrSegConfig(SegmentGRPOConfig):
     ``algo`` is ``drseg`` or ``vision_reasoner`` (a name for the run; the reward follows
     ``accuracy_reward`` and ``look_to_confirm``). ``estimator`` (default ``grpo``, Dr. Seg's) may be
     any registered estimator (``sd_grpo`` gives segment tokens the per-object IoU advantages);
-    loss type and reward scaling are that estimator's. ``format_weight`` is not used (R is the
-    reference's unweighted sum) and is refused at a non-default value.
+    reward scaling is that estimator's. ``format_weight`` is not used (R is the reference's
+    unweighted sum) and is refused at a non-default value.
+
+    loss_type (`str` or `None`, *optional*, defaults to `None`):
+        None: :data:`TOKEN_MEAN_LOSS` (``"bnpo"``), the authors' aggregation, unless the estimator
+        fixes its own (``dr_grpo``). The Dr. Seg code (verl/EasyR1 ``dp_actor``) averages the
+        per-token loss over every response token of the micro-batch (``masked_mean``) and divides by
+        the accumulation steps: TRL's ``bnpo`` exactly, not its ``grpo`` (a mean of per-sequence means).
 
     Raises:
         ValueError: an ``algo`` other than drseg / vision_reasoner; an unknown ``estimator`` or
@@ -108,6 +119,10 @@ class DrSegConfig(SegmentGRPOConfig):
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"DrSegConfig: algo must be one of {ALGOS}, got {self.algo!r}")
+        if self.loss_type is None and self.estimator in (None, *ESTIMATORS.names()):
+            fixed = ALGORITHMS.get(self.estimator or "grpo").trl_options or {}
+            if "loss_type" not in fixed:
+                self.loss_type = TOKEN_MEAN_LOSS
         if self.accuracy_reward not in ACCURACY_REWARDS:
             raise ValueError(f"accuracy_reward must be one of {ACCURACY_REWARDS}, got {self.accuracy_reward!r}")
         if self.drr_capacity < 1 or not 0 <= self.drr_initial_zeros <= self.drr_capacity or self.drr_decimals < 0:

@@ -456,7 +456,7 @@ class SegmentGRPOTrainer(GRPOTrainer):
                 present=present.to(rollout.device), completion_mask=out["completion_mask"].to(rollout.device))
             self._count_nonfinite(mode, seg_rewards, seg_mask, token_adv, out["completion_mask"])
             self._log_segment_metrics(mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
-                                      out["completion_mask"])
+                                      out["completion_mask"], composed)
             if args.dump_advantages and mode == "train":
                 self._dump_advantages(scored.holistic, composed, seg_mask, adv, token_adv)
         return token_adv.to(out["completion_ids"].device)
@@ -492,9 +492,13 @@ class SegmentGRPOTrainer(GRPOTrainer):
                    folder / f"step{step}_rank{rank}.pt")
 
     def _log_segment_metrics(self, mode, seg_rewards, seg_mask, adv, G, sl, token_adv, token_segment,
-                             completion_mask) -> None:
+                             completion_mask, credit_rewards=None) -> None:
         """Per-segment reward means, advantage statistics and the credit diagnostics (all ranks' rollouts
-        for the reward/advantage statistics, this rank's tokens for the token fraction)."""
+        for the reward/advantage statistics, this rank's tokens for the token fraction).
+
+        ``seg_rewards`` ``(B, K)`` are the segment scores (logged as ``segments/reward_k/mean``);
+        ``credit_rewards`` ``(B, K)`` the rewards the segments are credited with (the composed
+        ``r'``), against which the credit diagnostics are taken (default: ``seg_rewards``)."""
         m = self._metrics[mode]
         self.log_segment_rewards(mode, seg_rewards, seg_mask)
         m["segments/K_mean"].append(seg_mask.float().sum(1).mean().item())
@@ -506,13 +510,14 @@ class SegmentGRPOTrainer(GRPOTrainer):
             m["segments/advantage/mean"].append(a.mean().item() if a.numel() else 0.0)
             m["segments/advantage/std"].append(a.std().item() if a.numel() > 1 else 0.0)
             m["segments/advantage/abs_mean"].append(a.abs().mean().item() if a.numel() else 0.0)
-        centred = centred_segment_rewards(seg_rewards, seg_mask, G)[sl]
+        credit = seg_rewards if credit_rewards is None else credit_rewards
+        centred = centred_segment_rewards(credit, seg_mask, G)[sl]
         diagnostics = {
             "credit/misattributed_token_frac": misattributed_token_fraction(
                 token_adv, token_segment, completion_mask, centred.to(token_adv.device), seg_mask[sl].to(token_adv.device)
             ),
             "credit/corr_rollout_segment_adv": rollout_segment_correlation(
-                adv.rollout, seg_rewards, seg_mask, G, eps=self.args.advantage_eps),
+                adv.rollout, credit, seg_mask, G, eps=self.args.advantage_eps),
         }
         for name, value in diagnostics.items():
             if not math.isnan(value):

@@ -60,7 +60,7 @@ def test_config_checks():
     assert registry.trainer_class("vision_reasoner") is DrSegTrainer
     cfg = DrSegConfig(output_dir="x", use_cpu=True, bf16=False)
     assert (cfg.algo, cfg.estimator, cfg.accuracy_reward, cfg.look_to_confirm) == ("drseg", "grpo", "drr", True)
-    assert (cfg.loss_type, cfg.scale_rewards) == ("grpo", "group")
+    assert (cfg.loss_type, cfg.scale_rewards) == ("bnpo", "group")  # the authors' token mean
     vr = VisionReasonerConfig(output_dir="x", use_cpu=True, bf16=False)
     assert (vr.algo, vr.accuracy_reward, vr.look_to_confirm) == ("vision_reasoner", "vision_reasoner", False)
     assert DrSegConfig(output_dir="x", estimator="sd_dr_grpo", use_cpu=True, bf16=False).loss_type == "dr_grpo"
@@ -68,6 +68,25 @@ def test_config_checks():
                        ({"accuracy_reward": "iou"}, "accuracy_reward"), ({"drr_initial_zeros": 4096}, "drr_capacity")]:
         with pytest.raises(ValueError, match=match):
             DrSegConfig(output_dir="x", use_cpu=True, bf16=False, **bad)
+
+
+def test_token_mean_loss_aggregation_by_hand(tmp_path, grounding_model, grounding_data):
+    # Dr. Seg (verl dp_actor) averages the per-token loss over every response token of the micro-batch.
+    # With the ratio at 1 (on-policy: no old log-probs) and beta 0 the per-token loss is -A, so on
+    # A = [[1, 1, 1, 1], [-1, -1, pad, pad]] the token mean is -(4 - 2) / 6 = -1/3, while TRL's "grpo"
+    # (a mean of per-sequence means) gives -(1 + (-1)) / 2 = 0.
+    model, processor = load_policy(str(grounding_model))
+    trainer = DrSegTrainer(model=model, segment_metric=object_iou, args=make_args(tmp_path), train_dataset=grounding_data["train"],
+                           processing_class=processor)
+    assert trainer.loss_type == "bnpo"
+    ids = processor.tokenizer(["Object 1: a", "Object 2: b"], return_tensors="pt", padding=True)["input_ids"][:, :2]
+    inputs = {"prompt_ids": ids, "prompt_mask": torch.ones_like(ids),
+              "completion_ids": torch.cat([ids, ids], dim=1), "completion_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]),
+              "advantages": torch.tensor([[1.0, 1.0, 1.0, 1.0], [-1.0, -1.0, 5.0, 5.0]])}
+    model.eval()  # eval mode: no gradient-accumulation divisor
+    assert trainer._compute_loss(model, inputs).item() == pytest.approx(-1 / 3, abs=1e-6)
+    trainer.loss_type = "grpo"
+    assert trainer._compute_loss(model, inputs).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_reward_parts_and_the_standalone_drr_accuracy():
