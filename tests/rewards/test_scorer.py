@@ -66,3 +66,27 @@ def test_input_length_mismatches_raise():
         score_segments(["a", "b"], [["Answer 1"]], [[["x"]]], make_segment_reward("accuracy"))
     with pytest.raises(ValueError, match="row 0: 1 segment_labels but 2 segment_references"):
         score_segments(["a"], [["Answer 1"]], [[["x"], ["y"]]], make_segment_reward("accuracy"))
+
+
+def test_score_holistic_scores_the_joined_answer_against_the_joined_reference():
+    from segrl.rewards.scorer import joined_answer, joined_references, score_holistic
+    from segrl.segments import parse_segments
+
+    seen = []
+
+    def exact(predictions, references):  # 1 when the whole answer equals one whole reference
+        seen.append((list(predictions), [list(r) for r in references]))
+        return [None if r == ["?"] else float(p in r) for p, r in zip(predictions, references)]
+
+    labels = ["Panel 1", "Panel 2"]
+    parsed = [parse_segments(t, labels) for t in ("Panel 1: a red box\nPanel 2: a cat",
+                                                  "Panel 1: a red box\nPanel 1: dup\nPanel 2: a dog",
+                                                  "Panel 2: a cat", "Panel 1: x")]
+    refs = [[["a red box", "red box"], ["a cat"]]] * 3 + [[["?"]]]
+    assert joined_references(refs[0]) == ["a red box\na cat", "red box\na cat"]
+    assert joined_answer(parsed[1]) == "a red box\na dog"  # labels and the duplicate's text left out
+    H = score_holistic(parsed, refs, exact)
+    assert H[:3].tolist() == [1.0, 0.0, 0.0] and torch.isnan(H[3])  # unscorable whole reference: NaN
+    assert len(seen) == 1 and len(seen[0][0]) == 4  # one batched call
+    with pytest.raises(RewardError, match="holistic reward"):
+        score_holistic(parsed, refs, lambda p, r: [1.0])

@@ -210,3 +210,14 @@ def test_k1_grpo_and_sd_grpo_runs_are_bitwise_equal(tmp_path, colour_warm_model,
     assert len(runs["grpo"]) == 3
     assert runs["grpo"] == runs["sd_grpo"]  # bitwise: rewards, format, loss at every step
     assert len({r[0] for r in runs["grpo"]}) > 1  # the policy moved, so later steps test the update too
+
+
+def test_holistic_metric_config_is_checked():
+    from segrl.trainers.config import SegmentGRPOConfig
+
+    cfg = SegmentGRPOConfig(output_dir="x", algo="blend", holistic_metric="bleu4", use_cpu=True, bf16=False)
+    assert cfg.holistic_metric == "bleu4"
+    with pytest.raises(ValueError, match="read only by blend"):
+        SegmentGRPOConfig(output_dir="x", algo="sd_grpo", holistic_metric="bleu4", use_cpu=True, bf16=False)
+    with pytest.raises(ValueError, match="not a segment reward"):
+        SegmentGRPOConfig(output_dir="x", algo="blend", holistic_metric="nope", use_cpu=True, bf16=False)
