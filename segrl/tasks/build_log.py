@@ -142,7 +142,8 @@ class BuildLog:
         if self.strict:
             raise error
         self._errors.append(error)
-        self.entries.append(LogEntry("skipped", error.file, error.item, error.field, error.reason, int(n), extra))
+        self.entries.append(
+            LogEntry("skipped", error.file, error.item, error.field, error.reason, int(n), extra))
 
     def repair(self, file: str | os.PathLike, field: str | None, reason: str, *, item: str | None = None,
                **extra) -> None:
@@ -153,7 +154,8 @@ class BuildLog:
                 file and field and saying that it would be repaired without ``strict``.
         """
         if self.strict:
-            raise BadItem(file, field, f"{reason} [strict: not repaired; without --strict it would be]", item=item)
+            raise BadItem(file, field, f"{reason} [strict: not repaired; without --strict it would be]",
+                          item=item)
         self.entries.append(LogEntry("repaired", str(file), item, field, reason, 1, extra))
 
     def exclude(self, file: str | os.PathLike, field: str | None, reason: str, *, item: str | None = None,
@@ -212,7 +214,8 @@ class BuildLog:
                 by_field[e.field or "(whole file)"] += e.n
         return {
             **extra, "task": self.task, "unit": self.unit, "items": self.items, "skipped": self.skipped,
-            "repaired": self.repaired, "excluded": self.excluded, "skipped_by_field": dict(sorted(by_field.items())),
+            "repaired": self.repaired, "excluded": self.excluded,
+            "skipped_by_field": dict(sorted(by_field.items())),
             "strict": self.strict, "max_skip_fraction": self.max_skip_fraction,
         }
 
@@ -262,7 +265,8 @@ def report_lines(out_dir: str | os.PathLike) -> list[str]:
     1 repaired, 0 excluded; listed in data/multichart/build_log.jsonl"``.
     """
     s, _ = read_build_log(out_dir)
-    by = ", ".join(f"{k if k.startswith('(') else 'field ' + repr(k)}: {v}" for k, v in s["skipped_by_field"].items())
+    by = ", ".join(f"{k if k.startswith('(') else 'field ' + repr(k)}: {v}"
+                   for k, v in s["skipped_by_field"].items())
     frac = s["skipped"] / s["items"] if s["items"] else 0.0
     return [
         f"bad items: {s['skipped']} of {s['items']} {s['unit']}s skipped ({frac:.1%}{'; ' + by if by else ''}), "
