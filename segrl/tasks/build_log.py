@@ -154,7 +154,7 @@ class BuildLog:
                 file and field and saying that it would be repaired without ``strict``.
         """
         if self.strict:
-            raise BadItem(file, field, f"{reason} [strict: not repaired; without --strict it would be]",
+            raise BadItem(file, field, f"{reason} (strict: not repaired; without --strict it would be)",
                           item=item)
         self.entries.append(LogEntry("repaired", str(file), item, field, reason, 1, extra))
 

@@ -73,7 +73,7 @@ def test_strict_raises_the_first_bad_or_repairable_item_and_options_are_checked(
     with pytest.raises(BadItem) as e:
         log.skip(bad)
     assert e.value is bad and isinstance(e.value, DataError)
-    with pytest.raises(BadItem, match=r"a\.json: question 'q2': field 'question': renumbered \[strict: not repaired"):
+    with pytest.raises(BadItem, match=r"a\.json: question 'q2': field 'question': renumbered \(strict: not repaired"):
         log.repair("a.json", "question", "renumbered", item="question 'q2'")
     log.exclude("a.json", None, "fewer than K")  # exclusions are never errors
     assert log.excluded == 1 and log.skipped == 0
@@ -193,15 +193,22 @@ def test_multichart_strict_names_file_and_field(tmp_path):
     src, written = _write_multichart(tmp_path)
     out = tmp_path / "out"
     with pytest.raises(BadItem, match=r"g0/chart-path_and_question-answer_pair\.json: question 'g0-q0': "
-                       r"field 'question': sub-questions numbered \[1, 2, 2\].*\[strict: not repaired"):
+                       r"field 'question': sub-questions numbered \[1, 2, 2\].*\(strict: not repaired"):
         build(src, out, strict=True)
     _nothing_written(tmp_path, out)
     path = src / "data" / "g0" / "chart-path_and_question-answer_pair.json"
     qs = written["g0"]
     qs[0] = _parallel("g0-q0", [1, 2, 3], "1; 2; 3")
     path.write_text(json.dumps(qs), encoding="utf-8")
-    with pytest.raises(BadItem, match=r"g1/chart-path_and_question-answer_pair\.json: question 'g1-q0': field 'question'"):
+    with pytest.raises(BadItem, match=r"g1/chart-path_and_question-answer_pair\.json: question 'g1-q0': "
+                       r"field 'question'"):
         build(src, out, strict=True)
+    qs = written["g1"]
+    qs[0] = _parallel("g1-q0", [1, 2], "1; 2")
+    (src / "data" / "g1" / "chart-path_and_question-answer_pair.json").write_text(json.dumps(qs), encoding="utf-8")
+    with pytest.raises(BadItem, match=r"g2/chart-path_and_question-answer_pair\.json: malformed JSON") as e:
+        build(src, out, strict=True)
+    assert e.value.field is None  # the whole file
     _nothing_written(tmp_path, out)
 
 
