@@ -62,7 +62,8 @@ class BadItem(DataError):
 
     Args:
         file: the source file (or source name, e.g. ``name[train][3]`` for a hub dataset).
-        field: the offending field; None when the whole file is unreadable.
+        field: the offending field; None when the item as a whole cannot be read (a broken file or
+            line; counted under ``"(whole item)"`` in the summary).
         reason: what is wrong, one line.
         item: which item in the file (``"question 'q7'"``, ``"line 12"``, ``"record #3"``), or None.
         message: the full one-line message; default ``"<file>: <item>: field '<field>': <reason>"``.
@@ -211,7 +212,7 @@ class BuildLog:
         by_field = Counter()
         for e in self.entries:
             if e.kind == "skipped":
-                by_field[e.field or "(whole file)"] += e.n
+                by_field[e.field or "(whole item)"] += e.n
         return {
             **extra, "task": self.task, "unit": self.unit, "items": self.items, "skipped": self.skipped,
             "repaired": self.repaired, "excluded": self.excluded,
@@ -261,7 +262,7 @@ def read_build_log(out_dir: str | os.PathLike) -> tuple[dict, list[dict]]:
 def report_lines(out_dir: str | os.PathLike) -> list[str]:
     """What ``segrl build-data`` prints after a build: the counts and where they are listed.
 
-    Example: ``"bad items: 2 of 1431 questions skipped (0.1%; field 'question': 1, (whole file): 1),
+    Example: ``"bad items: 2 of 1431 questions skipped (0.1%; field 'question': 1, (whole item): 1),
     1 repaired, 0 excluded; listed in data/multichart/build_log.jsonl"``.
     """
     s, _ = read_build_log(out_dir)

@@ -52,7 +52,7 @@ def test_build_log_counts_fraction_and_lines(tmp_path):
     log.check()  # 2 / 20 = 0.1 is not more than 0.1
     assert str(log._errors[0]) == "a.json: question 'q1': field 'answer': missing"
     summary = log.summary(extra_key=7)
-    assert summary["skipped_by_field"] == {"(whole file)": 1, "answer": 1}
+    assert summary["skipped_by_field"] == {"(whole item)": 1, "answer": 1}
     assert (summary["extra_key"], summary["unit"], summary["strict"]) == (7, "question", False)
     lines = [json.loads(x) for x in log.lines()]
     assert [x["kind"] for x in lines] == ["summary", "skipped", "skipped", "repaired", "excluded"]
@@ -162,7 +162,7 @@ def test_multichart_repairs_skips_and_logs(tmp_path):
     ds = build(src, out, max_skip_fraction=0.2)
     summary, entries = read_build_log(out)
     assert (summary["items"], summary["skipped"], summary["repaired"], summary["excluded"]) == (28, 5, 1, 0)
-    assert summary["skipped_by_field"] == {"(whole file)": 1, "image": 3, "question": 1}
+    assert summary["skipped_by_field"] == {"(whole item)": 1, "image": 3, "question": 1}
     assert summary["counts"]["groups"] == 8 and summary["counts"]["groups_bad"] == 2
     assert [(e["kind"], Path(e["file"]).parent.name, e["item"], e["field"], e["n"]) for e in entries] == [
         ("repaired", "g0", "question 'g0-q0'", "question", 1),
@@ -444,3 +444,28 @@ def test_grounding_bad_rows_and_an_unreadable_parquet_file(tmp_path):
     (root / "train-00001-of-00002.parquet").unlink()
     with pytest.raises(BadItem, match=r"snap\[train\]\[4\]: field 'solution': box \[9\.0, 1\.0, 2\.0, 9\.0\] has x2 < x1"):
         build(str(root), out, source_kind="visionreasoner", strict=True)
+
+
+def test_cli_prints_counts_and_takes_both_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from segrl.cli import app
+
+    root = _write_docci(tmp_path / "docci")
+    path = root / "docci_descriptions.jsonlines"
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0][:20]
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    base = ["build-data", "docci", "--source", str(root), "--out", str(out), "--source-kind", "docci", "--panels", "2"]
+    failed = CliRunner().invoke(app, base)
+    assert failed.exit_code != 0 and "1 of 12 lines are bad (8.3% > max_skip_fraction 0.05)" in " ".join(
+        failed.output.split())
+    _nothing_written(tmp_path, out)
+    result = CliRunner().invoke(app, [*base, "--max-skip-fraction", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert ("bad items: 1 of 12 lines skipped (8.3%; (whole item): 1), 0 repaired, 0 excluded; listed in"
+            in " ".join(result.output.split()))
+    strict = CliRunner().invoke(app, [*base, "--max-skip-fraction", "0.1", "--strict"])
+    assert strict.exit_code != 0  # the console may wrap the long path anywhere: compare without blanks
+    assert "docci_descriptions.jsonlines:1:unreadableJSONline" in "".join(strict.output.split())

@@ -49,7 +49,7 @@ def test_planted_release_builds_with_both_faults_listed(planted, tmp_path):
     n_questions = sum(len(json.loads((planted / "data" / g / GROUP_FILE).read_text(encoding="utf-8")))
                       for g in groups if g != BROKEN)
     flat = " ".join(result.output.split())
-    assert (f"bad items: 1 of {n_questions + 1} questions skipped (0.2%; (whole file): 1), 1 repaired, "
+    assert (f"bad items: 1 of {n_questions + 1} questions skipped (0.2%; (whole item): 1), 1 repaired, "
             "0 excluded; listed in") in flat
     summary, entries = read_build_log(out)
     assert (summary["items"], summary["skipped"], summary["repaired"]) == (n_questions + 1, 1, 1)
