@@ -75,7 +75,7 @@ def test_planted_release_fails_under_strict(planted, tmp_path):
     out = tmp_path / "multichart"
     result = CliRunner().invoke(app, ["build-data", "multichart", "--source", str(planted), "--out", str(out),
                                       "--strict"])
-    assert result.exit_code != 0  # the CLI's error exit code (1, or 2 for user errors)
+    assert result.exit_code == 2  # a bad source is a user error (segrl.cli.errors)
     flat = "".join(result.output.split())  # the console may wrap the long path anywhere
     assert "".join(f"{REPEAT}/{GROUP_FILE}: question 'group_0_question_0': field 'question': "
                    "sub-questions numbered [1, 2, 2]; renumbered 1..3 in order (the answer has 3 parts) "

@@ -287,4 +287,4 @@ def test_cli_reports_skipped(mmsci_source, tmp_path):
     assert "test (MMSci dev): 3 records, 2 kept, 1 skipped (empty caption: 1)" in flat
     assert (out / BUILD_LOG).is_file()
     bad = CliRunner().invoke(app, ["build-data", "mmsci", "--source", str(tmp_path / "nope"), "--out", str(out)])
-    assert bad.exit_code == 1 and "MMSci directory not found" in " ".join(bad.output.split())
+    assert bad.exit_code == 2 and "MMSci directory not found" in " ".join(bad.output.split())

@@ -46,4 +46,4 @@ def test_the_older_size_spellings_still_work(tmp_path):
     assert result.exit_code == 0, result.output
     assert "train: 2 examples" in result.output and "test: 1 examples" in result.output
     bad = CliRunner().invoke(app, ["build-data", "grounding", "--out", str(out), "--size", "1"])
-    assert bad.exit_code == 1 and "build-data grounding failed" in bad.output
+    assert bad.exit_code == 2 and "build-data grounding failed" in bad.output
