@@ -91,6 +91,7 @@ def plot_curves(panels: dict[str, dict[str, pd.DataFrame]], path: str | Path, *,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from segrl.eval.sweep import _save_figure
 
@@ -106,6 +107,7 @@ def plot_curves(panels: dict[str, dict[str, pd.DataFrame]], path: str | Path, *,
         start = (starts or {}).get(key)
         if start is not None and not math.isnan(start):
             ax.axhline(start, color="black", ls="--", lw=0.9, label="SFT start")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         if len(keys) > 1:
