@@ -225,7 +225,7 @@ def verdict(gate_passed: bool | None, effect: Interval | None, min_effect: float
     if gate_passed is None:
         return "uninformative", "the baseline-learns gate could not be computed (no SFT-start eval)"
     if not gate_passed:
-        return "uninformative", "the baseline-learns gate failed: GRPO did not improve over its SFT start"
+        return "uninformative", "the baseline-learns gate failed: the baseline did not improve over its SFT start"
     if effect is None or not effect.defined:
         return "uninformative", "the claimed effect has no CI (too few paired seeds)"
     if effect.low > max(0.0, min_effect):

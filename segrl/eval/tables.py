@@ -2,7 +2,7 @@
 
 ``segrl report table1`` loads ``configs/reports/table1.yaml`` (:func:`load_spec`) and
 :func:`make_table` turns the runs it names into ``table.md`` / ``table.csv`` / ``runs.csv`` (one
-writer, :func:`segrl.eval.sweep.write_report`) and plots. Every table's text has, in order: the
+writer, :func:`segrl.eval.report.write_report`) and plots. Every table's text has, in order: the
 command and runs, the table of means with 95 % CIs and n, the paired gains with CIs (and the
 slope of the gain against log2 K where the table spans several K), the baseline-learns gate,
 the learning curves and sample efficiency, and one verdict line for the table's claim.
@@ -360,6 +360,9 @@ def make_table(spec: TableSpec, runs: list[str] | None = None, out: str | Path |
     else:
         pairs = [p for p in spec.pairs if set(p) <= set(df[by])]
         body += [f"## Paired gains (same seed; {int(conf * 100)} % CI over the paired seeds)", ""]
+        absent = [f"{t} − {c}" for t, c in spec.pairs if (t, c) not in pairs]
+        if absent:
+            body += [f"Pairs without runs of both arms (not shown): {', '.join(absent)}.", ""]
         body += sw.gain_lines(df, gain_metrics, pairs, by, confidence=conf, method=method, min_seeds=min_n,
                               slope=spec.kind != "methods") if pairs else ["(no pair of arms with runs)", ""]
         if spec.kind == "methods":

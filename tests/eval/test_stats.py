@@ -74,8 +74,8 @@ def test_verdict_rules():
     assert verdict(True, up)[0] == "reproduced"
     assert verdict(True, down)[0] == "not reproduced"
     assert verdict(True, span)[0] == "uninformative"
-    assert verdict(False, up) == ("uninformative", "the baseline-learns gate failed: GRPO did not improve over its "
-                                  "SFT start")
+    assert verdict(False, up) == ("uninformative", "the baseline-learns gate failed: the baseline did not improve "
+                                  "over its SFT start")
     assert verdict(None, up)[0] == "uninformative"
     assert verdict(True, Interval(0.02, 0.01, 0.03, 5), min_effect=0.05)[0] == "not reproduced"
     assert verdict(True, Interval(0.1, float("nan"), float("nan"), 1))[0] == "uninformative"

@@ -55,6 +55,7 @@ def test_table1_files(runs, tmp_path):
     assert "(none: no trained run logged `reward` in a train_log.jsonl)" in md
     assert "| sd_grpo − grpo | cider_d | 4 | +0.2000 [-1.0706, 1.4706] (n=2†) |  |" in md
     assert "Gate **not computable**" in md  # no SFT-start eval among these runs
+    assert "Pairs without runs of both arms (not shown): sd_dr_grpo − dr_grpo." in md
     assert list(pd.read_csv(files["csv"]).columns) == ["algo", "K=1 cider_d", "K=1 bleu4", "K=1 meteor",
                                                         "K=4 cider_d", "K=4 bleu4", "K=4 meteor"]
     assert len(pd.read_csv(files["runs"])) == 8
