@@ -49,7 +49,12 @@ from trl.extras.profiling import ProfilingContext
 
 from segrl.rewards.format import format_reward
 from segrl.rewards.scorer import RewardError, SegmentScores, score_holistic, score_segments
-from segrl.trainers.advantages import HOLISTIC_ESTIMATORS, AdvantageInputs, compose_rewards, compute_advantages
+from segrl.trainers.advantages import (
+    HOLISTIC_ESTIMATORS,
+    AdvantageInputs,
+    compose_rewards,
+    compute_advantages,
+)
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.diagnostics import (
     centred_segment_rewards,

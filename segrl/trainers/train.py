@@ -54,12 +54,16 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
     name = model or cfg.model.name_or_path
     policy, processor = load_policy(name, dtype=cfg.model.dtype)
     metric = make_segment_reward(task.segment_reward, reference_corpus=reference_corpus(train))
+    from segrl.trainers.advantages import HOLISTIC_ESTIMATORS
+
     holistic = None
-    if getattr(args, "holistic_metric", None) is not None:  # blend's whole-answer metric, corpus of whole references
+    if args.estimator in HOLISTIC_ESTIMATORS:
+        # blend's whole-answer metric; CIDEr-D's document frequencies come from the whole references
         from segrl.rewards.scorer import joined_references
 
         whole = [joined_references(refs) for refs in train["segment_references"]]
-        holistic = make_segment_reward(args.holistic_metric, reference_corpus=[w for w in whole if w])
+        holistic = make_segment_reward(args.holistic_metric or task.segment_reward,
+                                       reference_corpus=[w for w in whole if w])
 
     started, t0 = now(), time.time()
     trainer = trainer_class(args.algo)(

@@ -44,9 +44,9 @@ def test_sampled_settings_reach_generate_and_greedy_stays_greedy(colour_warm_mod
 
 
 def test_cli_passes_the_presets_sampling_to_the_evaluation(monkeypatch, tmp_path):
-    import segrl.eval.evaluate as evaluate
     from typer.testing import CliRunner
 
+    import segrl.eval.evaluate as evaluate
     from segrl.cli import app
 
     seen = {}

@@ -221,3 +221,38 @@ def test_holistic_metric_config_is_checked():
         SegmentGRPOConfig(output_dir="x", algo="sd_grpo", holistic_metric="bleu4", use_cpu=True, bf16=False)
     with pytest.raises(ValueError, match="not a segment reward"):
         SegmentGRPOConfig(output_dir="x", algo="blend", holistic_metric="nope", use_cpu=True, bf16=False)
+
+
+def test_blend_trainer_scores_the_whole_answer_and_alpha1_gives_grpo_on_it(tmp_path, colour_warm_model, colour_data):
+    from segrl.models import load_policy
+    from segrl.rewards.scorer import joined_answer
+    from segrl.trainers.config import SegmentGRPOConfig
+    from segrl.trainers.segment_grpo import SegmentGRPOTrainer
+
+    class Recording(SegmentGRPOTrainer):
+        def token_advantages(self, scored, out):
+            adv = super().token_advantages(scored, out)
+            self.seen.append((scored, adv.clone(), out["completion_mask"].clone()))
+            return adv
+
+    def whole_length(predictions, references):  # a holistic metric unlike the mean of text_length per segment
+        return [min(len(p), 30) / 30 for p in predictions]
+
+    path, _ = colour_warm_model
+    model, processor = load_policy(str(path))
+    two = colour_data.filter(lambda r: len(r["segment_labels"]) == 2)
+    args = SegmentGRPOConfig(output_dir=str(tmp_path / "b"), algo="blend", alpha=1.0, num_generations=4,
+                             per_device_train_batch_size=8, max_completion_length=16, max_steps=1, learning_rate=5e-3,
+                             logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=0)
+    trainer = Recording(model=model, segment_metric=text_length, args=args, train_dataset=two,
+                        processing_class=processor, holistic_metric=whole_length)
+    trainer.seen = []
+    trainer.train()
+    (scored, adv, mask), = trainer.seen
+    H = torch.tensor(whole_length([joined_answer(p) for p in scored.scores.parsed], None))
+    fmt = scored.reward_columns[:, 1]
+    assert torch.allclose(scored.holistic_scores, H + 0.5 * fmt)
+    expected = group_normalize(scored.holistic_scores, 4)
+    for i in range(adv.shape[0]):  # alpha = 1: GRPO on H' on every token of the rollout
+        n = int(mask[i].sum())
+        assert torch.allclose(adv[i, :n], expected[i].expand(n), atol=1e-6)
