@@ -337,7 +337,7 @@ def test_cli_judge_subcommands(server, tmp_path):
     assert json.loads((tmp_path / "pw" / "pairwise.json").read_text())["axes"]["overall"]["b"] == 1
     res = CliRunner().invoke(app, ["judge", "absolute", str(run), "--url", server.url, "--model", "nope",
                                    "--backoff", "0"])
-    assert res.exit_code == 1 and "HTTP 404" in res.output
+    assert res.exit_code == 2 and "HTTP 404" in res.output
 
 
 # --- `segrl eval mmsci` end to end: every metric, and the judge on the loopback server -----------

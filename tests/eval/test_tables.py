@@ -197,4 +197,4 @@ def test_report_refuses_non_blend_runs_in_the_alpha_table(tmp_path):
     trained(root / "alpha0/seed0", "blend", 0, 4, {"cider_d": 0.3, "bleu4": 0.1, "meteor": 0.1}, alpha=0.0)
     trained(root / "sd/seed0", "sd_grpo", 0, 4, {"cider_d": 0.3, "bleu4": 0.1, "meteor": 0.1})
     res = CliRunner().invoke(app, ["report", "table3", str(root), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 1 and "not blend runs (no alpha)" in res.output and "sd_grpo" in res.output
+    assert res.exit_code == 2 and "not blend runs (no alpha)" in res.output and "sd_grpo" in res.output
