@@ -108,6 +108,10 @@ class SFTSection:
     learning_rate: float = 1e-3
     per_device_train_batch_size: int = 8
     seed: int = 0
+    align_steps: int = 400  # vision alignment steps before SFT (segrl.trainers.sft.align_vision); 0 = blind old default
+    align_learning_rate: float = 3e-3
+    align_batch_size: int = 32
+    freeze_vision: bool = True  # vision tower frozen during SFT (LLaVA stage 2)
 
 
 @dataclass

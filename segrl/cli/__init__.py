@@ -20,6 +20,7 @@ from segrl.cli import (  # noqa: E402
     analyze,
     bench,
     build_data,
+    check_sight,
     evaluate,
     judge,
     make_tiny_model,
@@ -48,6 +49,7 @@ app.command("eval")(evaluate.command)
 app.command("report")(report.command)
 app.command("validate")(validate.command)
 app.command("run-status")(run_status.command)
+app.command("check-sight")(check_sight.command)
 app.add_typer(analyze.app, name="analyze")
 app.add_typer(bench.app, name="bench")
 app.add_typer(judge.app, name="judge")

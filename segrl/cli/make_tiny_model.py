@@ -21,7 +21,11 @@ def command(
     num_layers: int = typer.Option(2, help="Language model layers."),
     seed: int = typer.Option(0, help="Initialisation seed."),
 ) -> None:
-    """Build a tiny LLaVA (CLIP vision + Llama) with a tokenizer trained on the task text, offline."""
+    """Build a tiny LLaVA (CLIP vision + Llama) with a tokenizer trained on the task text, offline.
+
+    The weights are random: `segrl warm-start` aligns the vision tower (sft.align_steps) before SFT,
+    without which the policy stays blind (`segrl check-sight` fails).
+    """
     from datasets import load_from_disk
 
     from segrl.models.tiny import build_tiny_vlm, texts_from_dataset

@@ -22,7 +22,7 @@ def command(
                                   "<perception>/<reasoning> blocks before them (segrl.trainers.srpo)."),
     evidence_words: int = typer.Option(6, min=1, help="With --structure srpo: words of evidence per segment."),
 ) -> None:
-    """Warm-start the policy with a short supervised fine-tune so RL sees non-zero rewards."""
+    """Warm-start the policy: vision alignment (sft.align_steps), then a short SFT so RL sees non-zero rewards."""
     from datasets import load_from_disk
 
     from segrl.models.loading import resolve_local
@@ -48,5 +48,7 @@ def command(
         model or cfg.model.name_or_path, train, out or cfg.sft.output_dir,
         max_steps=cfg.sft.max_steps, learning_rate=cfg.sft.learning_rate,
         per_device_train_batch_size=cfg.sft.per_device_train_batch_size, seed=cfg.sft.seed,
+        align_steps=cfg.sft.align_steps, align_learning_rate=cfg.sft.align_learning_rate,
+        align_batch_size=cfg.sft.align_batch_size, freeze_vision=cfg.sft.freeze_vision,
     )
     console.print(result)

@@ -5,6 +5,16 @@ string round-trips exactly through encode/decode, and ``return_offsets_mapping``
 weights are random (seeded). A random model earns no reward: warm-start it with
 :func:`segrl.trainers.sft.warm_start` before RL.
 
+Sight. The random vision tower is not a pretrained encoder: trained end to end on answers
+alone (the old warm start), the policy stayed blind wherever the visual signal is small: a
+docci-sized object (a third of a 56-px image) gave image-swap TV 0.0000 and chance accuracy,
+the demo's MultiChartQA SFT model 0.0007. :func:`segrl.trainers.sft.warm_start` therefore
+runs :func:`segrl.trainers.sft.align_vision` first (the tower and projector learn to predict
+the words of each image's segment, the LM untouched), the LLaVA recipe of aligning the
+visual features before instruction tuning. The architecture here is unchanged by that stage
+(the alignment head is not saved), so RL steps cost the same. ``segrl check-sight`` is the
+gate (:mod:`segrl.sight`).
+
 Chat format (what :data:`CHAT_TEMPLATE` renders; ``<s>``/``</s>`` are BOS/EOS)::
 
     <s>User:
