@@ -62,6 +62,8 @@ demo: install
 	$(SEGRL) make-tiny-model --data data/multichart --out models/tiny
 	$(SEGRL) warm-start --config $(CONFIG) --model models/tiny --out models/tiny-sft
 	$(SEGRL) eval multichart --model models/tiny-sft --data data/multichart --max-image-side 112 --out $(DEMO_RUNS)/sft/eval
+	$(SEGRL) check-sight models/tiny-sft data/multichart --max-image-side 112 --out results/demo/sight.json \
+	  || echo "sight gate: FAIL on the real charts (expected for a model this size; see README)"
 	for algo in sd_grpo grpo; do \
 	  $(SEGRL) train --config $(CONFIG) --model models/tiny-sft --algo $$algo --output-dir $(DEMO_RUNS)/$$algo; \
 	  $(SEGRL) eval multichart --model $(DEMO_RUNS)/$$algo --data data/multichart --max-image-side 112 --out $(DEMO_RUNS)/$$algo/eval; \

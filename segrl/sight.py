@@ -169,7 +169,7 @@ def answer_logprobs(model, processor, row: dict, images: list, completions: Sequ
 
 def _candidates(rows: list[dict], i: int, k: int, distractors: int, rng: random.Random) -> list[str] | None:
     """[reference, distractor_1, ...] for segment ``k`` of row ``i`` (None if too few distinct values)."""
-    from segrl.tasks.segments import format_answer
+    from segrl.segments import format_answer
 
     labels = rows[i]["segment_labels"]
     values = [refs[0] for refs in rows[i]["segment_references"]]

@@ -24,7 +24,7 @@ Row (schema in :mod:`segrl.tasks.base`):
   panels 1 to K, in order."``, the question, :func:`~segrl.tasks.base.format_instruction`);
   with ``layout="interleaved"`` a text block ``"Panel k:"`` before each image block instead;
 * ``segment_labels``: ``Panel 1`` ... ``Panel K``; ``segment_references``: ``[["<colour> <shape>"]]``
-  per panel; ``reference``: :func:`~segrl.tasks.segments.format_answer`;
+  per panel; ``reference``: :func:`~segrl.segments.format_answer`;
 * ``meta`` (JSON): ``task_version``, ``panels``, ``panel_side``, ``seed``, ``index``, ``layout``, ``objects``
   (``{"colour", "shape"}`` per panel).
 
@@ -53,7 +53,7 @@ from segrl.tasks.base import (
 )
 from segrl.tasks.multichart import split_groups
 from segrl.tasks.panels import COLOURS, _draw_shape
-from segrl.tasks.segments import format_answer
+from segrl.segments import format_answer
 
 PROBE_COLOURS = ("red", "orange", "yellow", "green", "blue", "purple")
 PROBE_SHAPES = ("circle", "square", "triangle", "star")
