@@ -109,7 +109,7 @@ class SFTSection:
     per_device_train_batch_size: int = 8
     seed: int = 0
     align_steps: int = 400  # vision alignment steps before SFT (segrl.trainers.sft.align_vision); 0 = blind old default
-    align_learning_rate: float = 3e-3
+    align_learning_rate: float = 1e-2
     align_batch_size: int = 32
     freeze_vision: bool = True  # vision tower frozen during SFT (LLaVA stage 2)
 

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 ALIGN_STEPS = 400
-ALIGN_LEARNING_RATE = 3e-3
+ALIGN_LEARNING_RATE = 1e-2
 ALIGN_BATCH_SIZE = 32
 
 def to_prompt_completion(dataset):
@@ -120,8 +120,11 @@ def align_vision(
     stage serves panels, charts, grounding and multi-image prompts. The head is thrown away:
     the saved policy is the unchanged LLaVA architecture.
 
-    Measured (2 shared cores, probe K = 1, ``segrl.tasks.probe``): see the README's embedded-model
-    section and the commit that introduced this stage.
+    Defaults (measured on the probe, :mod:`segrl.tasks.probe`, K = 1, 2 shared cores): 400 steps
+    of 32 rows at AdamW lr 1e-2 reach a bag accuracy of 0.97 (at lr 3e-3: 0.60, and SFT then
+    reads the image less well: 0.81 held-out accuracy instead of >= 0.9); about 36 s at K = 1,
+    60 s at K = 4 on the loaded machine. With the stage, the probe's SFT loss leaves the blind
+    plateau within 100 steps; without it the answer stays at chance (README, embedded model).
 
     Args:
         model: a ``LlavaForConditionalGeneration``-like model with ``model.model.get_image_features``
