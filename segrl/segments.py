@@ -14,7 +14,8 @@ input); only a malformed *label list* (a programming error) raises.
 Rules (the contract the rewards, the token mapping and the format reward rely on):
 
 1. **Marker.** A label counts only at the start of a line (after optional spaces, markdown
-   bullets ``-``/``*``/``•`` and bold ``**``), matched case-insensitively, followed by a colon
+   bullets ``-``/``*``/``•`` and bold ``**``), matched case-insensitively and with any blanks
+   (or none) between its words (``Answer1:`` is ``Answer 1``), followed by a colon
    (optional for parenthesised labels such as ``(a)``). A label inside other text
    ("... as in Answer 1: ...") is text, not a marker. ``Answer 1:`` never matches
    ``Answer 10:``.
@@ -97,8 +98,12 @@ class ParsedCompletion:
 
 
 def _label_key(label: str) -> str:
-    """What a label is compared by: lowercased, blanks collapsed to one space, stripped."""
-    return re.sub(r"\s+", " ", label.strip().lower())
+    """What a label is compared by: lowercased, every blank removed.
+
+    The marker regex allows any blanks between a label's words (``Answer1:``, ``Answer  1:``), so
+    the key must ignore them all; a key that kept one space matched ``Answer1`` to no label and
+    counted it as unexpected."""
+    return re.sub(r"\s+", "", label.lower())
 
 
 def _label_body(label: str) -> str:

@@ -130,7 +130,7 @@ label_lists = st.one_of(
 # case and blanks; those with a blank other than space/tab must be refused with ValueError.
 free_labels = st.lists(
     st.text(UNICODE, min_size=1, max_size=8).filter(str.strip), min_size=1, max_size=4,
-    unique_by=lambda s: " ".join(s.lower().split()),
+    unique_by=lambda s: "".join(s.lower().split()),
 )
 
 REFERENCE_WORDS = ["A", "(C)", "C.", "red", "Blue", "a", "the", "", " ", "x-axis", "17.5%", "a red bar"]
@@ -164,7 +164,7 @@ def check_parse(completion: str, labels: list[str]) -> None:
         assert s.text == s.text.strip() and span.endswith(s.text)
         marker = span[: len(span) - len(s.text)]
         # The marker is the label (case- and blank-insensitive) with its colon / bold marks.
-        assert " ".join(marker.strip().strip(" \t*:").lower().split()) == " ".join(s.label.lower().split())
+        assert "".join(marker.strip().strip(" \t*:").lower().split()) == "".join(s.label.lower().split())
         # A marker starts a line: only blanks, a bullet or ``**`` before it on its line.
         line_start = completion.rfind("\n", 0, s.start) + 1
         assert set(completion[line_start:s.start]) <= set(" \t-*\u2022")
@@ -178,7 +178,7 @@ def check_parse(completion: str, labels: list[str]) -> None:
         rest = completion[p.segments[k].end:stop]
         blank = len(rest) - len(rest.lstrip())
         assert blank == len(rest) or "\n" in rest[:blank], (k, rest[:80])
-    assert p.duplicates >= 0 and p.unexpected >= 0
+    assert p.duplicates <= completion.count("\n") + 1 and p.unexpected <= completion.count("\n") + 1
 
 
 def check_metric(name: str, preds: list[str], refs: list[list[str]]) -> list[float | None]:
@@ -248,9 +248,54 @@ def test_format_answer_round_trips(labels, data):
     assert p.ordered and p.duplicates == 0 and p.unexpected == 0
 
 
+@st.composite
+def planted(draw):
+    """``(completion, K, first texts, duplicates, unexpected)``: lines of expected markers (some
+    repeated, spelled ``Answer k:``, ``answer  k :``, ``Answer1:`` ...), markers of the family that are
+    not expected (``Answer {K + j}:``) and plain lines, with the counts the parser must report."""
+    K = draw(st.integers(1, 6))
+    lines, first, counts, extra, owner = [], {}, [0] * K, 0, None
+    for _ in range(draw(st.integers(0, 14))):
+        kind = draw(st.sampled_from(["label", "label", "extra", "plain"]))
+        text = draw(st.text(st.sampled_from(list("xyz 0123.,")), max_size=8)).strip()
+        if kind == "label":
+            k = draw(st.integers(1, K))
+            spelling = draw(st.sampled_from(["Answer {k}:", "answer  {k} :", "Answer{k}:", "- **Answer {k}:**",
+                                             "\tANSWER {k}:"]))
+            lines.append(f"{spelling.format(k=k)} {text}")
+            counts[k - 1] += 1
+            owner = None if k - 1 in first else k - 1
+            if owner is not None:
+                first[owner] = [text]
+        elif kind == "extra":
+            lines.append(f"Answer{draw(st.sampled_from(['', ' ']))}{K + draw(st.integers(1, 3))}: {text}")
+            extra += 1
+            owner = None
+        else:
+            lines.append(f"note {text}")
+            if owner is not None:  # a segment runs to the next marker
+                first[owner].append(lines[-1])
+    texts = ["\n".join(first[k]).strip() if k in first else None for k in range(K)]
+    return "\n".join(lines), K, texts, sum(max(0, c - 1) for c in counts), extra
+
+
+@settings(max_examples=800, deadline=None)
+@given(case=planted())
+def test_planted_markers_are_counted_exactly(case):
+    """Every planted marker is found and counted once: its segment, a duplicate, or unexpected.
+
+    Before the fix, ``Answer1:`` (no blank) matched the marker regex but no label key, so its
+    segment was missing and the marker counted as unexpected."""
+    completion, K, texts, duplicates, unexpected = case
+    p = parse_segments(completion, answers(K))
+    assert p.texts == texts
+    assert (p.duplicates, p.unexpected) == (duplicates, unexpected)
+
+
 def test_case_or_blank_variants_of_one_label_are_rejected():
     """Found by fuzzing: ``["a", "A"]`` passed the uniqueness check, and segment 0 could never be found."""
-    for labels in (["a", "A"], ["Answer 1", "answer  1"], ["Answer 1", "Answer\t1 "], ["K", "\u212a"]):
+    for labels in (["a", "A"], ["Answer 1", "answer  1"], ["Answer 1", "Answer\t1 "], ["K", "\u212a"],
+                   ["Answer 1", "Answer1"]):
         with pytest.raises(ValueError, match="unique"):
             parse_segments("a: x", labels)
 

@@ -83,3 +83,12 @@ def test_bad_label_lists_raise(labels):
 def test_format_answer_length_mismatch():
     with pytest.raises(ValueError, match="2 labels but 1 texts"):
         format_answer(["a", "b"], ["x"])
+
+
+def test_a_label_written_without_its_blank_is_that_label():
+    """``Answer1: 17`` matched the marker regex but not the label key: the segment scored 0 and the
+    marker counted as unexpected."""
+    p = parse_segments("Answer1: 17\nAnswer  2 : blue\nAnswer3: x", ["Answer 1", "Answer 2"])
+    assert p.texts == ["17", "blue"]
+    assert (p.unexpected, p.duplicates, p.ordered) == (1, 0, True)
+    assert p.spans[0] == (0, 11)
