@@ -5,8 +5,8 @@ Two steps, both pure:
 1. :func:`token_char_offsets` gives each generated token its character span in the decoded
    completion (the text the rewards saw). Fast path: the tokenizer's own offsets
    (``return_offsets_mapping=True``) when re-encoding the text gives back exactly the
-   generated ids; otherwise (a sampled, non-canonical tokenisation) the exact but slower
-   prefix-decoding path. Special tokens (EOS, pad) get empty spans.
+   generated ids; otherwise (a sampled, non-canonical tokenisation) incremental decoding, O(T)
+   decode calls of a few tokens each. Special tokens (EOS, pad) get empty spans.
 2. :func:`assign_tokens_to_segments` gives each token the segment it overlaps most
    (character overlap with the segment's span, marker included); tokens overlapping no
    segment (preamble, separators, EOS) get -1. :func:`map_advantages_to_tokens` then writes
@@ -54,15 +54,47 @@ def token_char_offsets(tokenizer, token_ids: Sequence[int], text: str) -> list[S
                     spans.append((int(s), int(e)))
                     pos = int(e)
             return spans
-    # Exact fallback: the decoded length of every prefix.
-    spans = []
-    prev = 0
-    for j in range(len(ids)):
-        cur = len(tokenizer.decode(ids[: j + 1], skip_special_tokens=True))
-        cur = max(cur, prev)
-        spans.append((prev, cur))
-        prev = cur
+    return _incremental_offsets(tokenizer, ids, special, len(text))
+
+
+def _incremental_offsets(tokenizer, ids: list[int], special: set[int], n_chars: int) -> list[Span]:
+    """Offsets by incremental decoding, O(T) decode calls over a few tokens each.
+
+    The text a token adds is ``decode(window + [token]) - decode(window)`` over a short window of
+    the tokens before it (the "prefix offset / read offset" scheme of vLLM's and TGI's incremental
+    detokenizers: the window keeps the context a decoder needs, e.g. a leading space). A token that
+    adds no character (its decode is as long as, or shorter than, the text before it: a byte that
+    completes a character whose first byte already decoded to U+FFFD, a clean-up that merges a
+    blank) gets an empty span; the next token that adds text takes the span of what it adds, at
+    the position reached so far, so positions never move back and the spans after it stay where
+    they are in ``text``. The previous fallback decoded every prefix (O(T^2) token decodes) to get
+    the same positions. Spans are clamped to ``n_chars`` (the length of the text the rewards saw).
+    """
+    spans: list[Span] = []
+    pos = 0
+    window: list[int] = []  # tokens already turned into text, kept as decoding context
+    pending: list[int] = []  # tokens whose text is not complete yet
+    for t in ids:
+        if t in special:
+            spans.append((pos, pos))
+            continue
+        pending.append(t)
+        before = tokenizer.decode(window, skip_special_tokens=True) if window else ""
+        after = tokenizer.decode(window + pending, skip_special_tokens=True)
+        if len(after) > len(before):
+            end = min(n_chars, pos + len(after) - len(before))
+            spans.append((pos, end))
+            pos = end
+            window = (window + pending)[-_WINDOW:]
+            pending = []
+        else:
+            spans.append((pos, pos))
     return spans
+
+
+_WINDOW = 4
+"""Tokens of decoding context kept before the next token (a leading-space or byte-merge rule
+never looks further back)."""
 
 
 def assign_tokens_to_segments(token_spans: Sequence[Span], segment_spans: Sequence[Span]) -> list[int]:

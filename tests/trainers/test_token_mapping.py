@@ -81,3 +81,52 @@ def test_non_canonical_tokenisation_uses_the_exact_fallback(tokenizer):
     assert offsets == [(i, i + 1) for i in range(len(text))]
     seg_of = assign_tokens_to_segments(offsets, parse_segments(text, ["Answer 1", "Answer 2"]).spans)
     assert seg_of == [0] * 12 + [-1] + [1] * 12
+
+
+def _prefix_reference(tokenizer, ids):
+    """The exact plain-loop reference: the decoded length of every prefix (O(T^2) token decodes)."""
+    spans, prev = [], 0
+    special = set(tokenizer.all_special_ids)
+    for j, t in enumerate(ids):
+        cur = max(prev, len(tokenizer.decode(ids[: j + 1], skip_special_tokens=True)))
+        spans.append((prev, prev) if t in special else (prev, cur))
+        prev = cur
+    return spans
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_fallback_equals_the_prefix_reference_with_linear_decoding(tokenizer, seed):
+    """Random non-canonical tokenisations (one token per character, UTF-8 bytes of emoji and accents
+    split over several tokens, EOS inside): the incremental fallback gives the reference's spans and
+    decodes O(T) tokens where the reference decoded O(T^2)."""
+    import random
+
+    rng = random.Random(seed)
+    pieces = ["Answer 1: ", "red", "\u00e9", "\U0001f600", " \u4e2d", "\nAnswer 2: ", "dark blue", ",", " ", "x"]
+    text_parts = [rng.choice(pieces) for _ in range(60)]
+    ids = []
+    for part in text_parts:
+        for ch in part:
+            ids += tokenizer(ch, add_special_tokens=False)["input_ids"]
+        if rng.random() < 0.05:
+            ids.append(tokenizer.eos_token_id)
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert tokenizer(text, add_special_tokens=False)["input_ids"] != [t for t in ids if t != tokenizer.eos_token_id]
+
+    decoded = []
+
+    class Counting:  # the tokenizer, counting the tokens it decodes
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def __call__(self, *args, **kwargs):
+            return tokenizer(*args, **kwargs)
+
+        def decode(self, token_ids, **kwargs):
+            decoded.append(len(token_ids))
+            return tokenizer.decode(token_ids, **kwargs)
+
+    got = token_char_offsets(Counting(), ids, text)
+    assert got == _prefix_reference(tokenizer, ids)
+    T = len(ids)
+    assert T > 150 and sum(decoded) <= 12 * T  # the prefix loop decoded T (T + 1) / 2 tokens
