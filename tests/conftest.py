@@ -25,6 +25,13 @@ COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30), 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def require(condition: bool, what: str) -> None:
+    """Fail (never skip) when something CI always has is missing: ``../shared/data``, Java, a pinned
+    dependency. A test that skips where CI has what it needs cannot catch anything there."""
+    if not condition:
+        pytest.fail(f"{what} is missing; CI has it (see README: Set up)", pytrace=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tiny models run fastest on one thread; two spinning OpenMP threads on a busy 2-core

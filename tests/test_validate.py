@@ -15,6 +15,7 @@ from segrl import validate
 from segrl.cli import validate as validate_cli
 from segrl.config import ConfigError, load_config
 from segrl.tasks.base import save_dataset_atomic
+from tests.conftest import require
 
 MULTICHART = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "multichartqa"
 
@@ -251,8 +252,8 @@ def test_a_reward_that_crashes_or_leaves_its_range_on_garbage_fails(tmp_path, co
     assert "scores 2.0, outside [0, 1]" in detail(report, "reward accuracy on references")
 
 
-@pytest.mark.skipif(not MULTICHART.exists(), reason=f"real data not found at {MULTICHART}")
 def test_missing_dataset_is_built_from_source_into_a_temporary_directory(tmp_path, colour_tiny_model):
+    require(MULTICHART.is_dir(), f"the real MultiChartQA sample at {MULTICHART}")
     path = config(tmp_path, tmp_path / "not-built", colour_tiny_model,
                   data_options={"source": str(MULTICHART), "max_image_side": 56})
     report = validate.main(path, [])

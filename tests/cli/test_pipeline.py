@@ -8,9 +8,14 @@ import yaml
 from typer.testing import CliRunner
 
 from segrl.cli import app
+from tests.conftest import require
 
 MULTICHART = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "multichartqa"
-pytestmark = pytest.mark.skipif(not MULTICHART.exists(), reason=f"real data not found at {MULTICHART}")
+
+
+@pytest.fixture(autouse=True)
+def real_data():
+    require(MULTICHART.is_dir(), f"the real MultiChartQA sample at {MULTICHART}")
 
 
 def run(*args):

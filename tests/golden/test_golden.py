@@ -3,16 +3,16 @@
 import json
 
 import numpy as np
-import pytest
 from golden import KEYS, MULTICHART, REFERENCE, STEPS, run_golden
 
-pytestmark = pytest.mark.skipif(not MULTICHART.exists(), reason=f"real data not found at {MULTICHART}")
+from tests.conftest import require
 
 PER_STEP_ATOL = {"loss": 1e-3, "reward": 1e-3, "grad_norm": 1e-2}
 MEAN_RESIDUAL_ATOL = 1e-4
 
 
 def test_golden_trajectory(tmp_path):
+    require(MULTICHART.is_dir(), f"the real MultiChartQA sample at {MULTICHART}")
     reference = json.loads(REFERENCE.read_text())["steps"]
     steps = run_golden(tmp_path)
     assert len(steps) == len(reference) == STEPS

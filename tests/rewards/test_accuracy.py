@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from segrl.rewards import SEGMENT_REWARDS, make_segment_reward
 from segrl.rewards.accuracy import accuracy, choice_letter, first_number, normalize_answer, parse_number
 from segrl.segments import format_answer, parse_segments
+from tests.conftest import require
 
 SOURCE = Path(__file__).resolve().parents[2].parent / "shared/data/multichartqa"
 
@@ -195,8 +196,8 @@ def _real_answers() -> list[str]:
     return [a for a in answers if a]
 
 
-@pytest.mark.skipif(not (SOURCE / "data").is_dir(), reason=f"real MultiChartQA sample not found at {SOURCE}")
 def test_every_real_answer_matches_itself_inside_a_canonical_completion():
+    require((SOURCE / "data").is_dir(), f"the real MultiChartQA sample at {SOURCE}")
     answers = _real_answers()
     assert len(answers) > 500
     labels = [f"Answer {k + 1}" for k in range(len(answers))]

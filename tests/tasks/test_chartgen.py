@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 import pytest
+import statsmodels  # noqa: E402,F401  (pinned dependencies: a missing one is an error, not a skip)
+import vega_datasets  # noqa: E402,F401
 from datasets import load_from_disk
 
 from segrl.rewards.accuracy import parse_number
@@ -27,9 +29,6 @@ from segrl.tasks.chartgen import (
     render_chart,
     y_limits,
 )
-
-pytest.importorskip("vega_datasets")
-pytest.importorskip("statsmodels")
 
 PACKAGES = {
     **dict.fromkeys(["stocks", "iowa-electricity", "us-employment", "seattle-weather", "barley"], "vega_datasets"),

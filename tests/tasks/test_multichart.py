@@ -15,11 +15,15 @@ from PIL import Image
 from segrl.segments import parse_segments
 from segrl.tasks.base import DataError, format_instruction
 from segrl.tasks.multichart import GROUP_FILE, TASK, build, long_form_chunks, split_groups
+from tests.conftest import require
 
 SOURCE = Path(__file__).resolve().parents[2].parent / "shared/data/multichartqa"
-needs_data = pytest.mark.skipif(
-    not (SOURCE / "data").is_dir(), reason=f"real MultiChartQA sample not found at {SOURCE}"
-)
+needs_data = pytest.mark.usefixtures("real_multichart")
+
+
+@pytest.fixture
+def real_multichart():
+    require((SOURCE / "data").is_dir(), f"the real MultiChartQA sample at {SOURCE}")
 
 G0 = "arxiv_0_2406.14784v1"  # 3 charts; question 0 is a 3-part parallel question
 G1 = "oecd_0_adult-education-level"  # opens a question with "Note that the light blue bar ..."
@@ -52,8 +56,7 @@ def _n_images(split) -> list[int]:
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    if not (SOURCE / "data").is_dir():
-        pytest.skip(f"real MultiChartQA sample not found at {SOURCE}")
+    require((SOURCE / "data").is_dir(), f"the real MultiChartQA sample at {SOURCE}")
     out = tmp_path_factory.mktemp("mc") / "multichart"
     t0 = time.perf_counter()
     ds = build(SOURCE, out, seed=0, test_fraction=0.2)

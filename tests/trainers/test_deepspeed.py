@@ -22,7 +22,7 @@ from segrl.trainers.checkpoint import ResumeError, resolve_resume
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCELERATE_CONFIG = ROOT / "configs" / "accelerate" / "zero2_cpu_2proc.yaml"
-pytest.importorskip("deepspeed")
+import deepspeed  # noqa: E402,F401  (a pinned dependency: missing is an error, not a skip)
 
 
 def free_port() -> int:
@@ -67,7 +67,21 @@ def test_two_process_zero2_sd_grpo(tmp_path, colour_warm_model, colour_data):
         for key in ("holistic", "segment_rewards", "segment_mask", "rollout", "segment"):
             assert torch.equal(r0[key], r1[key]), f"step {step}: ranks disagree on {key}"
         assert r0["segment"].shape[0] == 8  # 2 processes x 4 rollouts, gathered
-        assert r0["token_advantages"].shape[0] == r1["token_advantages"].shape[0] == 4  # each rank's own rows
+        # The gathered advantages, by hand from the gathered rewards (groups of G = 4, Bessel std + 1e-4).
+        seg = torch.where(r0["segment_mask"], r0["segment_rewards"], torch.nan).reshape(2, 4, -1)
+        mean = seg.nanmean(1, keepdim=True)
+        std = ((seg - mean) ** 2).nansum(1, keepdim=True).div(seg.isfinite().sum(1, keepdim=True) - 1).sqrt()
+        want = torch.nan_to_num((seg - mean) / (std + 1e-4)).reshape(8, -1)
+        torch.testing.assert_close(r0["segment"], want, atol=1e-5, rtol=0)
+        # Each rank's (4, T) token advantages come from its own 4 rollouts (rank r: rows 4r..4r+3),
+        # not another rank's: every value is that rollout's rollout or segment advantage.
+        for rank, dump in enumerate((r0, r1)):
+            local = dump["token_advantages"]
+            assert local.shape[0] == 4
+            for i in range(4):
+                g = 4 * rank + i
+                allowed = {round(float(v), 5) for v in (r0["rollout"][g], *r0["segment"][g])}
+                assert {round(float(v), 5) for v in local[i]} <= allowed, (step, rank, i)
         nonzero |= bool(r0["segment"].abs().sum() > 0)
     assert nonzero, "all advantages were zero: the check would be vacuous"
 

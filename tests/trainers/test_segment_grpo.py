@@ -1,21 +1,31 @@
 """SegmentGRPOTrainer on the tiny offline LLaVA: it trains, and the loss sees per-segment advantages."""
 
+import statistics
+
 import pytest
 import torch
 from training_utils import text_length
 
 from segrl.models import load_policy
+from segrl.rewards.format import format_reward
 from segrl.rewards.scorer import RewardError
 from segrl.segments import parse_segments
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.segment_grpo import SegmentGRPOTrainer
-from segrl.trainers.token_mapping import assign_tokens_to_segments, token_char_offsets
 
 
 class Recording(SegmentGRPOTrainer):
-    """Records what TRL's loss receives."""
+    """Records what TRL's loss receives, and each generation batch's texts, ids and token advantages."""
 
     seen: list
+    generated: list
+
+    def token_advantages(self, scored, out):
+        adv = super().token_advantages(scored, out)
+        n = out["completion_mask"].sum(1).tolist()
+        self.generated.append((list(scored.texts), [row[: int(k)] for row, k in
+                                                    zip(out["completion_ids"].tolist(), n)], adv.clone()))
+        return adv
 
     def _compute_loss(self, model, inputs):
         self.seen.append({k: inputs[k].detach().clone() for k in ("advantages", "completion_ids", "completion_mask")})
@@ -41,7 +51,7 @@ def test_two_steps_hand_segment_advantages_to_the_loss(tmp_path, colour_warm_mod
     two_segment_rows = colour_data.filter(lambda r: len(r["segment_labels"]) == 2)
     trainer = Recording(model=model, segment_metric=text_length, args=make_args(tmp_path),
                         train_dataset=two_segment_rows, processing_class=processor)
-    trainer.seen = []
+    trainer.seen, trainer.generated = [], []
     trainer.train()
 
     logs = trainer.state.log_history
@@ -53,25 +63,43 @@ def test_two_steps_hand_segment_advantages_to_the_loss(tmp_path, colour_warm_mod
     moved = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
     assert len(moved) >= 0.9 * len(before), f"only {len(moved)}/{len(before)} parameter tensors moved"
 
+    # Hand-computed advantages, independent of the trainer's code: r[i,k] = text_length of the
+    # parsed segment text, A[i,k] = (r - mean_g r) / (stdev_g r + 1e-4) over each group of G = 4
+    # consecutive rollouts (generation order), R[i] = mean_k r[i,k] + 0.5 * format for the tokens
+    # outside every segment; token positions by decoding every prefix (a plain loop).
     tok = processor.tokenizer
-    distinct_segments = 0
-    for batch in trainer.seen:
-        adv, ids, mask = batch["advantages"], batch["completion_ids"], batch["completion_mask"]
-        assert adv.shape == ids.shape  # (B, T) reached TRL's loss
-        for i in range(ids.shape[0]):
-            n = int(mask[i].sum())
-            row_ids = ids[i, :n].tolist()
-            text = tok.decode(row_ids, skip_special_tokens=True)
-            spans = parse_segments(text, ["Answer 1", "Answer 2"]).spans
-            seg_of = assign_tokens_to_segments(token_char_offsets(tok, row_ids, text), spans)
-            values = {}
-            for t, k in enumerate(seg_of):
-                values.setdefault(k, set()).add(round(float(adv[i, t]), 6))
-            assert all(len(v) == 1 for v in values.values()), values  # one advantage per segment
-            if 0 in values and 1 in values and values[0] != values[1]:
+    labels = ["Answer 1", "Answer 2"]
+    checked = distinct_segments = 0
+    assert len(trainer.generated) == 2
+    for texts, ids_rows, adv in trainer.generated:
+        parsed = [parse_segments(t, labels) for t in texts]
+        r = [[text_length([s.text], None)[0] if s.present else 0.0 for s in p.segments] for p in parsed]
+        R = [sum(row) / 2 + 0.5 * f for row, f in zip(r, format_reward(texts, [labels] * len(texts)))]
+        for i, (text, ids) in enumerate(zip(texts, ids_rows)):
+            g = range(4 * (i // 4), 4 * (i // 4) + 4)
+            seg_adv = [(r[i][k] - statistics.mean(r[j][k] for j in g)) / (statistics.stdev(r[j][k] for j in g) + 1e-4)
+                       for k in range(2)]
+            roll_adv = (R[i] - statistics.mean(R[j] for j in g)) / (statistics.stdev(R[j] for j in g) + 1e-4)
+            ends = [len(tok.decode(ids[: t + 1], skip_special_tokens=True)) for t in range(len(ids))]
+            starts = [0, *ends[:-1]]
+            spans = parsed[i].spans
+            for t, (a, b) in enumerate(zip(starts, ends)):
+                if b <= a:
+                    continue
+                inside = [k for k, (s0, s1) in enumerate(spans) if s0 <= a and b <= s1]
+                outside = all(b <= s0 or a >= s1 for s0, s1 in spans)
+                if inside:
+                    assert adv[i, t].item() == pytest.approx(seg_adv[inside[0]], abs=1e-4), (i, t, text)
+                    checked += 1
+                elif outside:
+                    assert adv[i, t].item() == pytest.approx(roll_adv, abs=1e-4), (i, t, text)
+                    checked += 1
+            if abs(seg_adv[0] - seg_adv[1]) > 1e-3 and all(s0 >= 0 for s0, _ in spans):
                 distinct_segments += 1
-    # Tokens of different segments of the same rollout received different advantages.
-    assert distinct_segments > 0
+    assert checked > 100
+    assert distinct_segments > 0  # segments of one rollout got different advantages
+    for batch in trainer.seen:  # and the loss received (B, T) advantages
+        assert batch["advantages"].shape == batch["completion_ids"].shape
 
 
 def test_grpo_gives_one_advantage_per_rollout(tmp_path, colour_warm_model, colour_data):
@@ -81,7 +109,7 @@ def test_grpo_gives_one_advantage_per_rollout(tmp_path, colour_warm_model, colou
     trainer = Recording(model=model, segment_metric=text_length,
                         args=make_args(tmp_path, algo="grpo", max_steps=1), train_dataset=two_segment_rows,
                         processing_class=processor)
-    trainer.seen = []
+    trainer.seen, trainer.generated = [], []
     trainer.train()
     logs = trainer.state.log_history
     assert any(r.get("credit/misattributed_token_frac", 0) > 0 for r in logs)  # one scalar misleads some segments
