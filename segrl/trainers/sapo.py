@@ -95,24 +95,6 @@ IGNORED = ("alpha", "advantage_eps", "dump_advantages", "delta", "top_entropy_qu
 """Config fields SAPO's objective and advantage step never read (refused at non-default values)."""
 CRITIC_DIR = "critic"
 CRITIC_FILES = ("model.safetensors", "optimizer.pt")
-IGNORED = ("alpha", "advantage_eps", "dump_advantages", "delta", "top_entropy_quantile", "importance_sampling_level",
-           "entropy_coef", "off_policy_mask_threshold", "fp16")
-"""Config fields SAPO's objective and advantage step never read (refused at non-default values)."""
-CRITIC_DIR = "critic"
-CRITIC_FILES = ("model.safetensors", "optimizer.pt")
-# Inputs of a policy forward besides ids and mask (TRL's _compute_loss passes the same keys).
-MODEL_INPUT_KEYS = (
-    "pixel_values",
-    "image_grid_thw",
-    "num_images",
-    "pixel_attention_mask",
-    "spatial_shapes",
-    "num_tiles",
-    "image_sizes",
-    "token_type_ids",
-    "mm_token_type_ids",
-    "image_position_ids",
-)
 
 
 @dataclass
