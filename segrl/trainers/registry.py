@@ -8,27 +8,30 @@ algorithms, ``sapo.py``, ``srpo.py``, ``drseg.py`` for the ones with a trainer o
 config (:class:`segrl.trainers.config.SegmentGRPOConfig`) validates against it and
 ``segrl train`` picks the classes from it.
 
-Built-in algorithm modules (:data:`BUILTIN_MODULES`) are imported on the first lookup, so reading
-the registry always sees every algorithm; a test or a plug-in module registers its own with
-``ALGORITHMS.add(AlgorithmSpec(...))``.
+Every module of the ``segrl.trainers`` package is imported on the first lookup
+(:func:`builtin_modules`), so reading the registry always sees every algorithm and a new algorithm
+module registers by being there: no list to edit. A test or a plug-in module outside the package
+registers its own with ``ALGORITHMS.register_spec(AlgorithmSpec(...))``.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from segrl.registry import Registry
 
-BUILTIN_MODULES = (
-    "segrl.trainers.advantages",
-    "segrl.trainers.sapo",
-    "segrl.trainers.srpo",
-    "segrl.trainers.drseg",
-)
-"""Modules whose import registers the built-in algorithms (a new algorithm module adds its name here)."""
+def builtin_modules() -> list[str]:
+    """The modules of the ``segrl.trainers`` package, sorted, this one excluded: importing them
+    registers the built-in algorithms (each algorithm's spec sits below its code)."""
+    import segrl.trainers
+
+    return sorted(f"segrl.trainers.{m.name}" for m in pkgutil.iter_modules(segrl.trainers.__path__)
+                  if m.name != "registry")
+
 
 DEFAULT_TRAINER = "segrl.trainers.segment_grpo:SegmentGRPOTrainer"
 DEFAULT_CONFIG = "segrl.trainers.config:SegmentGRPOConfig"
@@ -100,7 +103,7 @@ class AlgorithmSpec:
 
 class AlgorithmRegistry(Registry[AlgorithmSpec]):
     """A :class:`~segrl.registry.Registry` of :class:`AlgorithmSpec` that imports
-    :data:`BUILTIN_MODULES` before its first lookup (``add`` does not, so those modules can register)."""
+    :func:`builtin_modules` before its first lookup (``add`` does not, so those modules can register)."""
 
     def __init__(self) -> None:
         super().__init__("algorithm")
@@ -122,7 +125,7 @@ class AlgorithmRegistry(Registry[AlgorithmSpec]):
         if self._loaded:
             return
         self._loaded = True
-        for module in BUILTIN_MODULES:
+        for module in builtin_modules():
             importlib.import_module(module)
 
     def get(self, name: str) -> AlgorithmSpec:

@@ -89,3 +89,16 @@ def test_registry_refuses_a_duplicate_or_misnamed_spec():
         ALGORITHMS.register_spec(AlgorithmSpec("grpo", estimator="grpo"))
     with pytest.raises(ValueError, match="named 'b'"):
         ALGORITHMS.add("a", AlgorithmSpec("b", estimator="grpo"))
+
+
+def test_every_trainers_module_is_found_without_a_list():
+    """The registry imports every module of segrl.trainers on its first lookup: an algorithm module
+    registers by being in the package (no list of module names to keep in step)."""
+    from segrl.trainers.registry import ALGORITHMS, builtin_modules
+
+    found = builtin_modules()
+    assert {"segrl.trainers.advantages", "segrl.trainers.sapo", "segrl.trainers.srpo",
+            "segrl.trainers.drseg"} <= set(found)
+    assert "segrl.trainers.registry" not in found and found == sorted(found)
+    assert {ALGORITHMS.get(n).name for n in ("sapo", "srpo", "drseg", "vision_reasoner")} == {
+        "sapo", "srpo", "drseg", "vision_reasoner"}
