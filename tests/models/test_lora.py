@@ -8,30 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import DatasetDict
-from transformers import TrainerCallback
 
 from segrl.config import ConfigError, LoraSection, load_config
 from segrl.models import load_policy
 from segrl.trainers.checkpoint import LatestCheckpointMarker, resolve_resume
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.segment_grpo import SegmentGRPOTrainer
+from tests.trainers.training_utils import KillAt, text_length
 
 LORA = LoraSection(r=4, alpha=8.0, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
-
-
-def _length(predictions, references):
-    return [min(len(p), 10) / 10 for p in predictions]
-
-
-class _KillAt(TrainerCallback):
-    """Stops training after step ``n``, as a pre-empted job would (after its checkpoint)."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step >= self.n:
-            control.should_training_stop = True
 
 
 def _train(model_dir, data, out, *, kill_at=None, resume=None, max_steps=4):
@@ -41,8 +26,8 @@ def _train(model_dir, data, out, *, kill_at=None, resume=None, max_steps=4):
         max_completion_length=12, learning_rate=5e-2, logging_steps=1, save_strategy="steps", save_steps=2,
         report_to="none", use_cpu=True, bf16=False, seed=0,
     )
-    callbacks = [LatestCheckpointMarker()] + ([_KillAt(kill_at)] if kill_at else [])
-    trainer = SegmentGRPOTrainer(model=model, segment_metric=_length, args=args, train_dataset=data,
+    callbacks = [LatestCheckpointMarker()] + ([KillAt(kill_at)] if kill_at else [])
+    trainer = SegmentGRPOTrainer(model=model, segment_metric=text_length, args=args, train_dataset=data,
                                  processing_class=processor, callbacks=callbacks, peft_config=LORA.peft_config())
     trainer.train(resume_from_checkpoint=resume)
     return trainer.model, [r["reward"] for r in trainer.state.log_history if "reward" in r]
