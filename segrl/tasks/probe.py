@@ -42,6 +42,7 @@ from typing import ClassVar
 from datasets import Dataset, DatasetDict
 from PIL import Image, ImageDraw
 
+from segrl.segments import format_answer
 from segrl.tasks.base import (
     FEATURES,
     BuildOptions,
@@ -53,7 +54,6 @@ from segrl.tasks.base import (
 )
 from segrl.tasks.multichart import split_groups
 from segrl.tasks.panels import COLOURS, _draw_shape
-from segrl.segments import format_answer
 
 PROBE_COLOURS = ("red", "orange", "yellow", "green", "blue", "purple")
 PROBE_SHAPES = ("circle", "square", "triangle", "star")

@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 from segrl.registry import Registry
 
+
 def builtin_modules() -> list[str]:
     """The modules of the ``segrl.trainers`` package, sorted, this one excluded: importing them
     registers the built-in algorithms (each algorithm's spec sits below its code)."""

@@ -10,7 +10,6 @@ from segrl.tasks import TASKS
 from segrl.tasks.base import BuildOptions
 from segrl.tasks.mmsci import MMSciOptions
 
-
 BUILT_IN = ("charts", "docci", "grounding", "mmsci", "multichart")
 
 
