@@ -27,7 +27,7 @@ def command(
 
     from segrl.models.loading import resolve_local
     from segrl.tasks.base import downscale_images
-    from segrl.trainers.sft import warm_start
+    from segrl.trainers.sft import warm_start, warm_start_options
 
     try:
         cfg = load_config(config, set_)
@@ -45,10 +45,5 @@ def command(
     ds = load_from_disk(cfg.data.path)
     train = downscale_images(ds["train"], cfg.data.max_image_side)
     result = warm_start(
-        model or cfg.model.name_or_path, train, out or cfg.sft.output_dir,
-        max_steps=cfg.sft.max_steps, learning_rate=cfg.sft.learning_rate,
-        per_device_train_batch_size=cfg.sft.per_device_train_batch_size, seed=cfg.sft.seed,
-        align_steps=cfg.sft.align_steps, align_learning_rate=cfg.sft.align_learning_rate,
-        align_batch_size=cfg.sft.align_batch_size, freeze_vision=cfg.sft.freeze_vision,
-    )
+        model or cfg.model.name_or_path, train, out or cfg.sft.output_dir, **warm_start_options(cfg.sft))
     console.print(result)

@@ -231,6 +231,23 @@ def align_vision(
     }
 
 
+def warm_start_options(sft) -> dict[str, Any]:
+    """The keyword arguments of :func:`warm_start` that a config's ``sft`` section sets.
+
+    Args:
+        sft: a :class:`segrl.config.SFTSection` (steps, learning rates, batch sizes, seed, alignment).
+
+    Returns:
+        ``{"max_steps", "learning_rate", "per_device_train_batch_size", "seed", "align_steps",
+        "align_learning_rate", "align_batch_size", "freeze_vision"}``, so every caller of
+        :func:`warm_start` (``segrl warm-start``, SRPO's structured warm start) runs the same recipe.
+    """
+    return dict(max_steps=sft.max_steps, learning_rate=sft.learning_rate,
+                per_device_train_batch_size=sft.per_device_train_batch_size, seed=sft.seed,
+                align_steps=sft.align_steps, align_learning_rate=sft.align_learning_rate,
+                align_batch_size=sft.align_batch_size, freeze_vision=sft.freeze_vision)
+
+
 def warm_start(
     model_path: str,
     train_dataset,

@@ -179,7 +179,7 @@ def structured_warm_start(cfg, *, model: str | None = None, out: str | None = No
                           reasoning: str = DEFAULT_REASONING) -> dict:
     """``segrl warm-start`` with SRPO-structured references (:func:`srpo_sft_dataset`).
 
-    Uses ``cfg.sft`` (steps, learning rate, batch, seed), ``cfg.data`` and the config's
+    Uses ``cfg.sft`` (steps, learning rate, batch, seed, vision alignment), ``cfg.data`` and the config's
     ``train.srpo_instruction`` (default :data:`DEFAULT_INSTRUCTION`).
 
     Args:
@@ -199,16 +199,14 @@ def structured_warm_start(cfg, *, model: str | None = None, out: str | None = No
     from datasets import load_from_disk
 
     from segrl.tasks.base import downscale_images
-    from segrl.trainers.sft import warm_start
+    from segrl.trainers.sft import warm_start, warm_start_options
 
     if not Path(cfg.data.path).exists():
         raise FileNotFoundError(f"dataset not found at {cfg.data.path}: run `segrl build-data {cfg.task}` first")
     train = downscale_images(load_from_disk(cfg.data.path)["train"], cfg.data.max_image_side)
     data = srpo_sft_dataset(train, instruction=str(cfg.train.get("srpo_instruction", DEFAULT_INSTRUCTION)),
                             evidence_words=evidence_words, reasoning=reasoning)
-    return warm_start(model or cfg.model.name_or_path, data, out or cfg.sft.output_dir,
-                      max_steps=cfg.sft.max_steps, learning_rate=cfg.sft.learning_rate,
-                      per_device_train_batch_size=cfg.sft.per_device_train_batch_size, seed=cfg.sft.seed)
+    return warm_start(model or cfg.model.name_or_path, data, out or cfg.sft.output_dir, **warm_start_options(cfg.sft))
 
 
 # --------------------------------------------------------------------------- spans -> token roles

@@ -65,3 +65,32 @@ def test_warm_start_lowers_loss_and_learns_format(warm, data):
 def test_missing_model_path(tmp_path, data):
     with pytest.raises(FileNotFoundError):
         warm_start(str(tmp_path / "absent"), data, tmp_path / "out", max_steps=1)
+
+
+def test_every_warm_start_caller_gets_the_config_alignment_settings(monkeypatch, tmp_path):
+    """`segrl warm-start` and SRPO's structured warm start pass the same sft section through, alignment included
+    (SRPO's used to drop align_steps / align_learning_rate / align_batch_size / freeze_vision)."""
+    import inspect
+    from pathlib import Path
+
+    from segrl.config import load_config
+    from segrl.trainers import sft, srpo
+
+    preset = Path(__file__).resolve().parents[2] / "configs" / "probe_cpu.yaml"
+    cfg = load_config(preset, ["sft.align_steps=7", "sft.align_learning_rate=0.02", "sft.align_batch_size=5",
+                               "sft.freeze_vision=false", "sft.max_steps=3"])
+    opts = sft.warm_start_options(cfg.sft)
+    assert opts == {"max_steps": 3, "learning_rate": 3e-3, "per_device_train_batch_size": 8, "seed": 0,
+                    "align_steps": 7, "align_learning_rate": 0.02, "align_batch_size": 5, "freeze_vision": False}
+    assert set(opts) <= set(inspect.signature(sft.warm_start).parameters)
+
+    seen = {}
+    monkeypatch.setattr(sft, "warm_start", lambda model, data, out, **kw: seen.update(kw) or {"ok": True})
+    monkeypatch.setattr(srpo, "srpo_sft_dataset", lambda train, **kw: train)
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_from_disk", lambda path: {"train": "rows"})
+    monkeypatch.setattr("segrl.tasks.base.downscale_images", lambda rows, side: rows)
+    cfg.data.path = str(tmp_path)  # exists
+    assert srpo.structured_warm_start(cfg, model="m", out=str(tmp_path / "o")) == {"ok": True}
+    assert seen == opts
