@@ -20,7 +20,7 @@ st=0; $(SEGRL) run-status $(2) --output-dir $(1) $(if $(RERUN_STALE),--rerun-sta
 endef
 
 .PHONY: install test test-slow test-faults demo lint clean golden-update \
-	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-drseg \
+	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-drseg table1-inputs \
 	reproduce-sapo reproduce-srpo docci-k4-inputs multichart-inputs multichart-baselines
 
 # Regenerate the golden trajectory's reference (tests/golden/reference.json). Only when a change is
@@ -70,30 +70,45 @@ demo: install
 	done
 	$(SEGRL) report $(DEMO_RUNS) --out results/demo --title "MultiChartQA sample (test split), tiny LLaVA, CPU"
 
-# Table 1 (CPU preset): multi-panel captioning, K panels, SD-GRPO vs GRPO (and the Dr. variants).
-# One SFT warm start per K shared by every algorithm; resumable: finished runs whose run.json matches are
-# skipped (train_unless_done), then each missing eval is run.
-TABLE1_K ?= 1 2 4 8
-TABLE1_ALGOS ?= grpo sd_grpo dr_grpo sd_dr_grpo
-TABLE1_SEEDS ?= 0 1 2
-reproduce-table1: install
-	for K in $(TABLE1_K); do \
-	  test -d data/docci-k$$K || $(SEGRL) build-data docci --panels $$K --panel-side 56 --count 200 --out data/docci-k$$K; \
-	  test -d models/tiny-docci-k$$K || $(SEGRL) make-tiny-model --data data/docci-k$$K --out models/tiny-docci-k$$K; \
-	  test -d models/tiny-docci-k$$K-sft || $(SEGRL) warm-start --config configs/docci_cpu.yaml \
-	    --set data.path=data/docci-k$$K --model models/tiny-docci-k$$K --out models/tiny-docci-k$$K-sft; \
-	  test -f runs/table1/k$$K/sft/eval/metrics.json || $(SEGRL) eval docci --model models/tiny-docci-k$$K-sft \
-	    --data data/docci-k$$K --max-new-tokens $$((40 * K)) --out runs/table1/k$$K/sft/eval; \
-	  for algo in $(TABLE1_ALGOS); do for seed in $(TABLE1_SEEDS); do \
-	    run=runs/table1/k$$K/$$algo/seed$$seed; \
-	    $(call train_unless_done,$$run,--config configs/docci_cpu.yaml --set data.path=data/docci-k$$K \
-	      --set train.max_completion_length=$$((40 * K)) --model models/tiny-docci-k$$K-sft \
-	      --algo $$algo --seed $$seed); \
-	    test -f $$run/eval/metrics.json || \
-	      $(SEGRL) eval docci --model $$run --data data/docci-k$$K --max-new-tokens $$((40 * K)) --out $$run/eval; \
-	  done; done; \
+# Tables 1 and 4 (CPU preset, configs/table1_cpu.yaml): multi-panel captioning, K panels as K separate 56-px
+# images (pixels and image tokens per panel constant in K), one object group per scene. One tiny model and
+# one SFT warm start per K, shared by every algorithm and seed (paired by seed). The SFT start is evaluated
+# (runs/table1/k$K/sft/eval: the gate's reference). Cells run JOBS at a time (scripts/sweep.sh: two 1-thread
+# runs side by side on 2 cores); resumable: a run whose run.json matches the request is skipped, each
+# missing eval is run (scripts/run_one.sh).
+JOBS ?= 2
+TABLE1_K ?= 1 2 4
+TABLE1_ALGOS ?= grpo sd_grpo
+TABLE1_SEEDS ?= 0 1 2 3 4
+TABLE1_CONFIG := configs/table1_cpu.yaml
+# $(call table1_cells,ALGOS,K_VALUES): the sweep lines (scripts/sweep.sh) of Table 1's runs.
+define table1_cells
+for K in $(2); do for seed in $(TABLE1_SEEDS); do for algo in $(1); do L=$$((24 * K + 8)); \
+  echo "runs/table1/k$$K/$$algo/seed$$seed|docci|--data data/table1-k$$K --max-new-tokens $$L --config $(TABLE1_CONFIG)|--config $(TABLE1_CONFIG) --set data.path=data/table1-k$$K --set train.max_completion_length=$$L --model models/tiny-table1-k$$K-sft --algo $$algo --seed $$seed"; \
+done; done; done
+endef
+table1-inputs: install
+	for K in $(sort $(TABLE1_K) $(TABLE4_K)); do L=$$((24 * K + 8)); \
+	  test -d data/table1-k$$K || $(SEGRL) build-data docci --panels $$K --panel-side 56 --layout images \
+	    --max-objects 1 --count 300 --out data/table1-k$$K; \
+	  test -d models/tiny-table1-k$$K || $(SEGRL) make-tiny-model --data data/table1-k$$K --out models/tiny-table1-k$$K; \
+	  test -d models/tiny-table1-k$$K-sft || $(SEGRL) warm-start --config $(TABLE1_CONFIG) \
+	    --set data.path=data/table1-k$$K --model models/tiny-table1-k$$K --out models/tiny-table1-k$$K-sft; \
+	  test -f runs/table1/k$$K/sft/check-sight.json || $(SEGRL) check-sight models/tiny-table1-k$$K-sft \
+	    data/table1-k$$K --out runs/table1/k$$K/sft/check-sight.json; \
+	  test -f runs/table1/k$$K/sft/eval/metrics.json || $(SEGRL) eval docci --model models/tiny-table1-k$$K-sft \
+	    --data data/table1-k$$K --max-new-tokens $$L --config $(TABLE1_CONFIG) --out runs/table1/k$$K/sft/eval; \
 	done
+reproduce-table1: table1-inputs
+	($(call table1_cells,$(TABLE1_ALGOS),$(TABLE1_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report table1
+
+# Table 4: SD-GRPO inside Dr. GRPO (sd_dr_grpo vs dr_grpo, beside sd_grpo vs grpo) on Table 1's inputs
+# and settings (same SFT starts, seeds and reward); runs Table 1 first (resumably).
+TABLE4_K ?= 1 4
+reproduce-table4: reproduce-table1
+	($(call table1_cells,dr_grpo sd_dr_grpo,$(TABLE4_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
+	$(SEGRL) report table4
 
 # Table 2 (CPU preset): multi-chart long-form QA, K questions per answer, on the controlled chart
 # variant (task charts: charts rendered from real packaged tables, exact answers), each run also
@@ -152,12 +167,6 @@ reproduce-table3: install
 	    $(SEGRL) eval docci --model $$run --data $$data --max-new-tokens $$((40 * K)) --out $$run/eval; \
 	done; done
 	$(SEGRL) report table3
-
-# Table 4: SD-GRPO inside Dr. GRPO (sd_dr_grpo vs dr_grpo, beside sd_grpo vs grpo), gathered from the
-# runs of tables 1 and 2 (which it runs first, resumably) and of table 3 where its runs exist (the
-# blend sweep has no Dr. GRPO runs, so it is not run for this table).
-reproduce-table4: reproduce-table1 reproduce-table2
-	$(SEGRL) report table4
 
 # Dr. Seg (CPU preset): drseg (Look-to-Confirm + DRR) vs the VisionReasoner reward vs sd_grpo with
 # per-object IoU segments on the synthetic grounding task, 3 seeds; one SFT warm start shared by all.

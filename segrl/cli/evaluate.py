@@ -36,6 +36,8 @@ def command(
     temperature: float | None = typer.Option(None, help="Also evaluate sampled at this temperature (beside greedy)."),
     top_p: float | None = typer.Option(None, help="Nucleus top-p of the sampled evaluation."),
     num_samples: int | None = typer.Option(None, help="Samples per prompt of the sampled evaluation (metrics averaged)."),
+    metric: list[str] = typer.Option([], "--metric", help="Also score this segment metric (repeatable; e.g. bertscore "
+                                     "on docci), per segment and on the whole answer."),
 ) -> None:
     """Evaluate a model; writes predictions.jsonl, metrics.json and run.json (and judge/ with --judge-url)."""
     from segrl.eval.evaluate import main
@@ -66,7 +68,7 @@ def command(
     with run_lock(out):  # one writer per output directory (segrl.runlock)
         result = main(task, model, str(data), str(out), split=split, max_new_tokens=max_new_tokens,
                       batch_size=batch_size, limit=limit, max_image_side=max_image_side, metric_options=options,
-                      sampling=sampling)
+                      sampling=sampling, extra_metrics=tuple(metric))
         m = result["metrics"]
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if not isinstance(v, list)}
         console.print(f"[bold]{task}[/] {split} n={result['n_examples']}: {shown}")

@@ -73,7 +73,7 @@ def mean_over_samples(summaries: list[dict]) -> dict:
 def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "test",
          max_new_tokens: int = 96, batch_size: int = 8, limit: int | None = None, dtype: str | None = None,
          max_image_side: int | None = None, metric_options: dict[str, dict] | None = None,
-         sampling: Sampling | None = None) -> dict:
+         sampling: Sampling | None = None, extra_metrics: tuple[str, ...] = ()) -> dict:
     """Evaluate ``model`` on ``data``'s ``split``; write ``predictions.jsonl``, ``metrics.json``, ``run.json``.
 
     Greedy decoding always gives the top-level metrics. With ``sampling`` (e.g. SAPO's Table 7:
@@ -85,6 +85,8 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
     {"model_type": "allenai/scibert_scivocab_uncased"}}``). The task's ``holistic_metrics`` are
     also scored on the whole completion against the whole reference (``<name>_holistic``);
     ``metrics.json`` names the model behind every model-based metric (``metric_models``).
+    ``extra_metrics`` adds segment metrics beyond the task's ``eval_metrics`` (e.g. ``("bertscore",)`` on
+    docci, Table 3), each also scored holistically.
 
     Raises:
         FileNotFoundError: the dataset directory does not exist.
@@ -105,7 +107,8 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
     corpus = [refs for r in ds["train"]["segment_references"] for refs in r] if "train" in ds else None
     options = metric_options or {}
     metrics = {name: make_segment_reward(name, reference_corpus=corpus, **options.get(name, {}))
-               for name in task.eval_metrics}
+               for name in dict.fromkeys((*task.eval_metrics, *extra_metrics))}
+    holistic_names = tuple(dict.fromkeys((*task.holistic_metrics, *extra_metrics)))
 
     torch.manual_seed(0)
     policy, processor = load_policy(model, dtype=dtype)
@@ -132,7 +135,7 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
             ]
         formats = format_reward(completions, labels)
         summary = aggregate(per_metric, formats)
-        holistic = {f"{name}_holistic": metrics[name](completions, whole) for name in task.holistic_metrics}
+        holistic = {f"{name}_holistic": metrics[name](completions, whole) for name in holistic_names}
         for key, vals in holistic.items():
             kept = [v for v in vals if v is not None]
             summary[key] = sum(kept) / len(kept) if kept else None

@@ -50,6 +50,20 @@ def run_alpha(trained: dict) -> float | None:
         raise ValueError(f"{where}: cannot tell its alpha: {e.args[0]}") from None
 
 
+def metric_value(metrics: dict, name: str, where: Path | str) -> float:
+    """``metrics[name]``; ``sampled_<m>`` reads ``metrics["sampled"][m]`` (the sampled evaluation's mean).
+
+    Raises:
+        KeyError: the metric is missing (naming ``where``/metrics.json).
+    """
+    value = metrics.get(name)
+    if value is None and name.startswith("sampled_"):
+        value = (metrics.get("sampled") or {}).get(name[len("sampled_"):])
+    if value is None:
+        raise KeyError(f"{where}/metrics.json has no metric {name!r}")
+    return float(value)
+
+
 def collect_sweep(paths: list[str | Path], metrics: list[str]) -> pd.DataFrame:
     """One row per eval run: ``algo``, ``arm`` (the trained run's parent directory name, e.g.
     ``sapo-entropy`` for ``runs/sapo/sapo-entropy/seed0``), ``seed``, ``K``, ``alpha``
@@ -85,9 +99,7 @@ def collect_sweep(paths: list[str | Path], metrics: list[str]) -> pd.DataFrame:
             "model": str(m["model"]),
         }
         for name in metrics:
-            if m["metrics"].get(name) is None:
-                raise KeyError(f"{d}/metrics.json has no metric {name!r}")
-            row[name] = float(m["metrics"][name])
+            row[name] = metric_value(m["metrics"], name, d)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -87,6 +87,7 @@ from segrl.tasks.panels import (
     compose_grid,
     describe,
     entangled_panels,
+    MAX_OBJECTS,
     grid_layout,
     render_panel,
     sample_scene,
@@ -98,6 +99,7 @@ REQUIRED_FIELDS = ("example_id", "split", "image_file", "description")
 SPLITS = {"train": "train", "test": "test"}
 """DOCCI split -> our split; any split starting with ``qual_`` is skipped, any other is an error."""
 SOURCE_KINDS = ("synthetic", "docci")
+LAYOUTS = ("grid", "images")
 DEFAULT_SYNTHETIC_COUNT = 200
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -107,9 +109,11 @@ def panel_labels(k: int) -> list[str]:
     return [f"Panel {j}" for j in range(1, k + 1)]
 
 
-def _prompt_text(k: int, source_kind: str, entangled: bool) -> str:
+def _prompt_text(k: int, source_kind: str, entangled: bool, layout: str = "grid") -> str:
     labels = panel_labels(k)
-    if k == 1:
+    if layout == "images":
+        intro = "The image is panel 1." if k == 1 else f"The images are panels 1 to {k}, in order."
+    elif k == 1:
         intro = "The image is one panel, numbered 1 in its top-left corner."
     else:
         intro = (
@@ -135,16 +139,19 @@ def _prompt_text(k: int, source_kind: str, entangled: bool) -> str:
     return f"{intro} {what}\n\n{format_instruction(labels, unit='panel')}"
 
 
-def _row(row_id: str, grid: Image.Image, descriptions: list[str], prompt_text: str, meta: str) -> dict:
+def _row(row_id: str, images: Image.Image | list[Image.Image], descriptions: list[str], prompt_text: str,
+         meta: str) -> dict:
     labels = panel_labels(len(descriptions))
+    images = images if isinstance(images, list) else [images]
     return {
         "id": row_id,
         "task": TASK.name,
-        "images": [png_value(grid)],
+        "images": [png_value(im) for im in images],
         "prompt": [
             {
                 "role": "user",
-                "content": [{"type": "image", "text": None}, {"type": "text", "text": prompt_text}],
+                "content": [{"type": "image", "text": None} for _ in images]
+                + [{"type": "text", "text": prompt_text}],
             }
         ],
         "segment_labels": labels,
@@ -155,11 +162,18 @@ def _row(row_id: str, grid: Image.Image, descriptions: list[str], prompt_text: s
 
 
 # --- synthetic -------------------------------------------------------------------------------
-def synthetic_row(i: int, *, panels: int, panel_side: int, seed: int, entangled: bool = False) -> dict:
-    """Row ``i`` of the synthetic source (module docstring); deterministic in its arguments."""
+def synthetic_row(i: int, *, panels: int, panel_side: int, seed: int, entangled: bool = False,
+                  layout: str = "grid", max_objects: int = MAX_OBJECTS) -> dict:
+    """Row ``i`` of the synthetic source (module docstring); deterministic in its arguments.
+
+    ``layout="images"`` gives the K panels as K separate ``panel_side`` images (no grid, no printed
+    numbers); ``max_objects`` (1..4) caps the object groups per scene (fewer: shorter, easier captions).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"option 'layout': expected one of {LAYOUTS}, got {layout!r}")
     rng = random.Random(f"docci-synthetic{'-entangled' if entangled else ''}:{seed}:{i}")
     if entangled:
-        ent = entangled_panels(rng, panels)
+        ent = entangled_panels(rng, panels, max_objects=max_objects)
         specs = [p.spec for p in ent]
         captions = [p.caption for p in ent]
         extra = {
@@ -167,19 +181,23 @@ def synthetic_row(i: int, *, panels: int, panel_side: int, seed: int, entangled:
             "changes": [asdict(p.change) if p.change else None for p in ent],
         }
     else:
-        specs = [sample_scene(rng) for _ in range(panels)]
+        specs = [sample_scene(rng, max_objects=max_objects) for _ in range(panels)]
         captions = [describe(s) for s in specs]
         extra = {}
-    grid, boxes = compose_grid(
-        [render_panel(s, panel_side) for s in specs], [str(j) for j in range(1, panels + 1)], panel_side
-    )
+    rendered = [render_panel(s, panel_side) for s in specs]
+    if layout == "images":  # one image per panel: pixels and image tokens per panel constant in K
+        images, geometry = rendered, {"layout": "images", "max_objects": max_objects}
+    else:
+        images, boxes = compose_grid(rendered, [str(j) for j in range(1, panels + 1)], panel_side)
+        geometry = {"layout": list(grid_layout(panels)), "panel_boxes": [list(b) for b in boxes]}
+        if max_objects != MAX_OBJECTS:
+            geometry["max_objects"] = max_objects
     meta = make_meta(
         task_version=TASK.version,
         source_kind="synthetic",
         panels=panels,
         panel_side=panel_side,
-        layout=list(grid_layout(panels)),
-        panel_boxes=[list(b) for b in boxes],
+        **geometry,
         seed=seed,
         index=i,
         entangled=entangled,
@@ -187,18 +205,19 @@ def synthetic_row(i: int, *, panels: int, panel_side: int, seed: int, entangled:
         **extra,
     )
     row_id = f"synthetic-{seed}-{i:05d}" + ("-entangled" if entangled else "")
-    return _row(row_id, grid, captions, _prompt_text(panels, "synthetic", entangled), meta)
+    return _row(row_id, images, captions, _prompt_text(panels, "synthetic", entangled, layout), meta)
 
 
 def _synthetic_splits(
-    panels, panel_side, split_seed, seed, count, test_fraction, entangled
+    panels, panel_side, split_seed, seed, count, test_fraction, entangled, layout="grid", max_objects=MAX_OBJECTS
 ) -> dict[str, list[dict]]:
     n = DEFAULT_SYNTHETIC_COUNT if count is None else int(count)
     if n < 2:
         raise ValueError(f"count must be >= 2 (one train and one test example), got {count}")
     rows = {}
     for i in range(n):
-        row = synthetic_row(i, panels=panels, panel_side=panel_side, seed=seed, entangled=entangled)
+        row = synthetic_row(i, panels=panels, panel_side=panel_side, seed=seed, entangled=entangled,
+                            layout=layout, max_objects=max_objects)
         rows[row["id"]] = row
     train, test = split_groups(list(rows), split_seed, test_fraction)
     return {"train": [rows[r] for r in train], "test": [rows[r] for r in test]}
@@ -434,6 +453,8 @@ def build(
     test_fraction: float = 0.2,
     source_kind: str = "synthetic",
     entangled: bool = False,
+    layout: str = "grid",
+    max_objects: int = MAX_OBJECTS,
     strict: bool = False,
     max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
 ) -> DatasetDict:
@@ -454,6 +475,10 @@ def build(
         test_fraction: synthetic: fraction of examples held out for test (0..1).
         source_kind: ``"synthetic"`` or ``"docci"``.
         entangled: synthetic only: the K panels share one scene, later captions relative.
+        layout: synthetic only: ``"grid"`` (one grid image, panels numbered) or ``"images"`` (K separate
+            ``panel_side`` images: a panel's pixels and image tokens do not change with K, the layout of
+            the Tables' testbeds; EXPERIMENTS.md "Controlled inputs stay readable").
+        max_objects: synthetic only: at most this many object groups per scene (1..4).
         strict: DOCCI: the first bad line or image raises its :class:`~segrl.tasks.build_log.BadItem`.
         max_skip_fraction: DOCCI: fail when more than this fraction of the lines is bad (0..1).
 
@@ -486,11 +511,14 @@ def build(
             raise ValueError(
                 "entangled=True needs source_kind='synthetic' (DOCCI panels are unrelated photos)"
             )
+        if layout != "grid" or max_objects != MAX_OBJECTS:
+            raise ValueError("layout / max_objects are options of source_kind='synthetic' (DOCCI photos keep the grid)")
         if count is not None and int(count) < 1:
             raise ValueError(f"count must be >= 1 or None, got {count}")
         splits = _docci_splits(source, panels, panel_side, seed, count, log)
     else:
-        splits = _synthetic_splits(panels, panel_side, split_seed, seed, count, test_fraction, entangled)
+        splits = _synthetic_splits(panels, panel_side, split_seed, seed, count, test_fraction, entangled,
+                                   layout, max_objects)
         log.count(sum(len(rows) for rows in splits.values()))  # generated: nothing can be bad
     ds = DatasetDict({name: Dataset.from_list(rows, features=FEATURES) for name, rows in splits.items()})
     splits.clear()
@@ -514,6 +542,9 @@ class DocciOptions(BuildOptions):
     split_seed: int = field(default=0, metadata={"help": "Train/test split seed (synthetic)."})
     entangled: bool = field(default=False, metadata={
         "help": "Synthetic panels share a scene; captions refer to earlier panels.", "flag": "--entangled"})
+    layout: str = field(default="grid", metadata={
+        "help": "Synthetic: grid (one grid image) or images (K separate panel images, constant pixels per panel)."})
+    max_objects: int = field(default=MAX_OBJECTS, metadata={"help": "Synthetic: object groups per scene, at most (1-4)."})
 
 
 TASK = TaskSpec(
@@ -522,6 +553,7 @@ TASK = TaskSpec(
     build=build,
     segment_reward="cider_d",
     eval_metrics=("cider_d", "bleu4", "meteor"),
+    holistic_metrics=("cider_d",),
     description="Multi-panel dense captioning: K panels (synthetic scenes or DOCCI photos) in one grid "
     "image, one caption segment per numbered panel.",
     options=DocciOptions,

@@ -446,8 +446,9 @@ class EntangledPanel:
     change: SceneChange | None = None
 
 
-def entangled_panels(rng: random.Random, k: int) -> list[EntangledPanel]:
-    """``k`` panels sharing one scene: panel 1 is :func:`sample_scene` described in full; panel
+def entangled_panels(rng: random.Random, k: int, *, max_objects: int = MAX_OBJECTS) -> list[EntangledPanel]:
+    """``k`` panels sharing one scene: panel 1 is :func:`sample_scene` (``max_objects`` groups at
+    most) described in full; panel
     ``j >= 2`` copies panel ``i`` (uniform over ``1 .. j-1``) with one :func:`sample_change`,
     described by :func:`describe_change`.
 
@@ -456,7 +457,7 @@ def entangled_panels(rng: random.Random, k: int) -> list[EntangledPanel]:
     """
     if k < 1:
         raise ValueError(f"need at least one panel, got {k}")
-    first = sample_scene(rng)
+    first = sample_scene(rng, max_objects=max_objects)
     out = [EntangledPanel(first, describe(first))]
     for j in range(2, k + 1):
         i = rng.randint(1, j - 1)
