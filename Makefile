@@ -110,62 +110,61 @@ reproduce-table4: reproduce-table1
 	($(call table1_cells,dr_grpo sd_dr_grpo,$(TABLE4_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report table4
 
-# Table 2 (CPU preset): multi-chart long-form QA, K questions per answer, on the controlled chart
-# variant (task charts: charts rendered from real packaged tables, exact answers), each run also
-# evaluated on the real MultiChartQA sample built with the same K (TABLE2_REAL_K: no group of the
-# sample has 8 questions). One tiny model + SFT warm start per K shared by every algorithm.
-# Resumable: each finished piece of a run (training: a run.json matching the request; each eval:
-# metrics.json) is skipped.
-TABLE2_K ?= 1 2 4 8
+# Table 2 (CPU preset, configs/table2_cpu.yaml): multi-chart long-form QA, K questions per answer, on the
+# controlled chart variant (task charts: 2-3 chart images rendered from real packaged tables, exact answers),
+# each run also evaluated greedily on the real MultiChartQA sample built with the same K (TABLE2_REAL_K).
+# One tiny model + SFT warm start per K shared by every algorithm and seed. Resumable, JOBS at a time.
+TABLE2_K ?= 1 2 4
 TABLE2_REAL_K ?= 1 2 4
-TABLE2_ALGOS ?= grpo sd_grpo dr_grpo sd_dr_grpo
-TABLE2_SEEDS ?= 0 1 2
-TABLE2_CONFIG := configs/multichart_longform_cpu.yaml
+TABLE2_ALGOS ?= grpo sd_grpo
+TABLE2_SEEDS ?= 0 1 2 3 4
+TABLE2_CONFIG := configs/table2_cpu.yaml
 reproduce-table2: install
-	for K in $(TABLE2_K); do \
-	  data=data/charts-k$$K; model=models/tiny-charts-k$$K; real=; \
-	  case " $(TABLE2_REAL_K) " in *" $$K "*) real=data/multichart-k$$K;; esac; \
+	for K in $(TABLE2_K); do L=$$((12 * K + 8)); data=data/table2-k$$K; model=models/tiny-table2-k$$K; \
 	  test -d $$data || $(SEGRL) build-data charts --questions-per-answer $$K --out $$data; \
-	  test -z "$$real" || test -d $$real || $(SEGRL) build-data multichart --questions-per-answer $$K --out $$real; \
 	  test -d $$model || $(SEGRL) make-tiny-model --data $$data --out $$model; \
 	  test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE2_CONFIG) --set data.path=$$data \
 	    --model $$model --out $$model-sft; \
+	  test -f runs/table2/k$$K/sft/check-sight.json || $(SEGRL) check-sight $$model-sft $$data --max-image-side 112 \
+	    --out runs/table2/k$$K/sft/check-sight.json || true; \
 	  test -f runs/table2/k$$K/sft/eval/metrics.json || $(SEGRL) eval charts --model $$model-sft --data $$data \
-	    --max-new-tokens $$((12 * K)) --max-image-side 112 --out runs/table2/k$$K/sft/eval; \
-	  for algo in $(TABLE2_ALGOS); do for seed in $(TABLE2_SEEDS); do \
-	    run=runs/table2/k$$K/$$algo/seed$$seed; \
-	    $(call train_unless_done,$$run,--config $(TABLE2_CONFIG) --set data.path=$$data \
-	      --set train.max_completion_length=$$((12 * K)) --model $$model-sft --algo $$algo --seed $$seed); \
-	    test -f $$run/eval/metrics.json || $(SEGRL) eval charts --model $$run --data $$data \
-	      --max-new-tokens $$((12 * K)) --max-image-side 112 --out $$run/eval; \
-	    test -z "$$real" || test -f $$run/eval-real/metrics.json || $(SEGRL) eval multichart --model $$run \
-	      --data $$real --max-new-tokens $$((16 * K)) --max-image-side 112 --out $$run/eval-real; \
+	    --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG) --out runs/table2/k$$K/sft/eval; \
+	done
+	for K in $(TABLE2_K); do for seed in $(TABLE2_SEEDS); do for algo in $(TABLE2_ALGOS); do L=$$((12 * K + 8)); \
+	  echo "runs/table2/k$$K/$$algo/seed$$seed|charts|--data data/table2-k$$K --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG)|--config $(TABLE2_CONFIG) --set data.path=data/table2-k$$K --set train.max_completion_length=$$L --model models/tiny-table2-k$$K-sft --algo $$algo --seed $$seed"; \
+	done; done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
+	for K in $(TABLE2_REAL_K); do real=data/multichart-k$$K; \
+	  test -d $$real || $(SEGRL) build-data multichart --questions-per-answer $$K --out $$real; \
+	  for seed in $(TABLE2_SEEDS); do for algo in $(TABLE2_ALGOS); do run=runs/table2/k$$K/$$algo/seed$$seed; \
+	    test -f $$run/eval-real/metrics.json || $(SEGRL) eval multichart --model $$run --data $$real \
+	      --max-new-tokens $$((16 * K)) --max-image-side 112 --out $$run/eval-real; \
 	  done; done; \
 	done
 	$(SEGRL) report table2
 
-# Table 3 (CPU preset): blend sweep on entangled synthetic panels (captions refer to each other),
-# alpha in {0 (SD-GRPO), 0.25, 0.5, 0.75, 1 (GRPO)} x 3 seeds; one SFT warm start shared by every run.
-# Resumable: finished runs whose run.json matches are skipped, then each missing eval is run.
+# Table 3 (CPU preset, configs/table3_cpu.yaml): the blend sweep on entangled panels (K = 4 separate panel
+# images, captions relative to earlier panels), alpha in {0 (SD-GRPO), 0.5, 1 (GRPO on the holistic reward)}
+# x 5 seeds from one SFT start; each run is also scored with BERTScore (per segment and whole answer).
+# Resumable, JOBS at a time, as Table 1.
 TABLE3_K ?= 4
-TABLE3_ALPHAS ?= 0 0.25 0.5 0.75 1
-TABLE3_SEEDS ?= 0 1 2
-TABLE3_CONFIG := configs/docci_entangled_cpu.yaml
+TABLE3_ALPHAS ?= 0 0.5 1
+TABLE3_SEEDS ?= 0 1 2 3 4
+TABLE3_CONFIG := configs/table3_cpu.yaml
 reproduce-table3: install
-	K=$(TABLE3_K); data=data/docci-entangled-k$$K; model=models/tiny-docci-entangled-k$$K; \
-	test -d $$data || $(SEGRL) build-data docci --entangled --panels $$K --panel-side 56 --count 200 --out $$data; \
+	K=$(TABLE3_K); L=$$((24 * K + 8)); data=data/table3-k$$K; model=models/tiny-table3-k$$K; \
+	test -d $$data || $(SEGRL) build-data docci --entangled --panels $$K --panel-side 56 --layout images \
+	  --max-objects 1 --count 300 --out $$data; \
 	test -d $$model || $(SEGRL) make-tiny-model --data $$data --out $$model; \
-	test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE3_CONFIG) \
-	  --set data.path=$$data --model $$model --out $$model-sft; \
-	test -f runs/table3/sft/eval/metrics.json || $(SEGRL) eval docci --model $$model-sft --data $$data \
-	  --max-new-tokens $$((40 * K)) --out runs/table3/sft/eval; \
-	for alpha in $(TABLE3_ALPHAS); do for seed in $(TABLE3_SEEDS); do \
-	  run=runs/table3/alpha$$alpha/seed$$seed; \
-	  $(call train_unless_done,$$run,--config $(TABLE3_CONFIG) --set data.path=$$data --set train.alpha=$$alpha \
-	    --set train.max_completion_length=$$((40 * K)) --model $$model-sft --algo blend --seed $$seed); \
-	  test -f $$run/eval/metrics.json || \
-	    $(SEGRL) eval docci --model $$run --data $$data --max-new-tokens $$((40 * K)) --out $$run/eval; \
-	done; done
+	test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE3_CONFIG) --set data.path=$$data --model $$model \
+	  --out $$model-sft; \
+	test -f runs/table3/sft/check-sight.json || $(SEGRL) check-sight $$model-sft $$data \
+	  --out runs/table3/sft/check-sight.json; \
+	evalargs="--data $$data --max-new-tokens $$L --config $(TABLE3_CONFIG) --metric bertscore"; \
+	test -f runs/table3/sft/eval/metrics.json || $(SEGRL) eval docci --model $$model-sft $$evalargs \
+	  --out runs/table3/sft/eval; \
+	for seed in $(TABLE3_SEEDS); do for alpha in $(TABLE3_ALPHAS); do \
+	  echo "runs/table3/alpha$$alpha/seed$$seed|docci|$$evalargs|--config $(TABLE3_CONFIG) --set data.path=$$data --set train.alpha=$$alpha --set train.max_completion_length=$$L --model $$model-sft --algo blend --seed $$seed"; \
+	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report table3
 
 # Dr. Seg (CPU preset): drseg (Look-to-Confirm + DRR) vs the VisionReasoner reward vs sd_grpo with

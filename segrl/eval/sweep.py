@@ -452,9 +452,7 @@ def collect_longform(paths: list[str | Path], evals: dict[str, dict[str, str]],
         K = int(round(m["n_segments"] / max(1, m["n_examples"])))
         row["_evals"][d.name] = (K, d)
         for col, metric in evals[d.name].items():
-            if m["metrics"].get(metric) is None:
-                raise KeyError(f"{d}/metrics.json has no metric {metric!r}")
-            row[col] = float(m["metrics"][metric])
+            row[col] = metric_value(m["metrics"], metric, d)
         run = _read_json(d / "run.json") if (d / "run.json").exists() else {}
         row.setdefault("_tasks", set()).add(f"{m['task']} v{m.get('task_version', '?')}")
         row.setdefault("_data", []).append((run.get("data") or {}).get("fingerprint") or "?")

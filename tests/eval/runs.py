@@ -7,8 +7,23 @@ import json
 from pathlib import Path
 
 
+def with_sampled(metrics: dict) -> dict:
+    """``metrics`` with a ``sampled`` block (the sampled evaluation, read as ``sampled_<name>``) repeating
+    the greedy numbers, unless it has its own."""
+    return {**metrics, "sampled": metrics.get("sampled", {"temperature": 0.7, **metrics})}
+
+
+def table3_metrics(cider: float) -> dict:
+    """Table 3's eval metrics (configs/reports/table3.yaml) derived from one CIDEr-D value."""
+    return {"cider_d": cider, "bleu4": cider / 10, "meteor": cider / 5, "bertscore": 0.5 + cider / 10,
+            "cider_d_holistic": 2 * cider}
+
+
 def eval_dir(d: Path, model: Path, task: str, K: int, metrics: dict, n: int = 10) -> Path:
+    """An eval at ``d``; unless ``metrics`` has its own ``sampled`` block, the sampled evaluation (the
+    Tables' primary metrics, ``sampled_<name>``) repeats the greedy numbers."""
     d.mkdir(parents=True, exist_ok=True)
+    metrics = with_sampled(metrics)
     (d / "metrics.json").write_text(json.dumps({
         "task": task, "task_version": 1, "model": str(model), "n_examples": n, "n_segments": n * K,
         "metrics": metrics}))

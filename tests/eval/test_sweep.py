@@ -17,7 +17,8 @@ def fake_run(root, algo, K, seed, cider):
     (model / "run.json").write_text(json.dumps({"algo": algo, "seed": seed}))
     (model / "eval" / "metrics.json").write_text(json.dumps({
         "task": "docci", "task_version": 1, "model": str(model), "n_examples": 10, "n_segments": 10 * K,
-        "metrics": {"cider_d": cider, "bleu4": cider / 10, "meteor": cider / 5}}))
+        "metrics": {"cider_d": cider, "bleu4": cider / 10, "meteor": cider / 5,
+                    "sampled": {"temperature": 0.7, "cider_d": cider - 0.05}}}))
     (model / "eval" / "run.json").write_text(json.dumps({"data": {"fingerprint": "abc"}, "git": {"commit": "deadbeef00"}}))
 
 
@@ -56,10 +57,18 @@ def test_table1_files(runs, tmp_path):
     assert "| sd_grpo − grpo | cider_d | 4 | +0.2000 [-1.0706, 1.4706] (n=2†) |  |" in md
     assert "Gate **not computable**" in md  # no SFT-start eval among these runs
     assert "Pairs without runs of both arms (not shown): sd_dr_grpo − dr_grpo." in md
-    assert list(pd.read_csv(files["csv"]).columns) == ["algo", "K=1 cider_d", "K=1 bleu4", "K=1 meteor",
-                                                        "K=4 cider_d", "K=4 bleu4", "K=4 meteor"]
+    assert "| sd_grpo − grpo | sampled_cider_d | 4 | +0.2000 [-1.0706, 1.4706] (n=2†) |  |" in md
+    assert list(pd.read_csv(files["csv"]).columns) == [
+        "algo", *(f"K={k} {m}" for k in (1, 4) for m in ("sampled_cider_d", "cider_d", "bleu4", "meteor"))]
     assert len(pd.read_csv(files["runs"])) == 8
     assert split_start(collect_sweep([runs], ["cider_d"]))[1].empty
+
+
+def test_sampled_metrics_are_read_from_the_sampled_evaluation(runs):
+    df = collect_sweep([runs], ["sampled_cider_d", "cider_d"])
+    assert (df["sampled_cider_d"] - (df["cider_d"] - 0.05)).abs().max() < 1e-12
+    with pytest.raises(KeyError, match="no metric 'sampled_bleu4'"):
+        collect_sweep([runs], ["sampled_bleu4"])
 
 
 def test_missing_metric_is_named(runs):

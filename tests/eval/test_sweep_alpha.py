@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from runs import table3_metrics, with_sampled
 from typer.testing import CliRunner
 
 from segrl.eval.sweep import alpha_gain_lines, collect_sweep, paired_gain, run_alpha, summarize
@@ -22,7 +23,7 @@ def fake_run(root, alpha, seed, cider, algo="blend", K=4, record="trainer_args")
     (model / "run.json").write_text(json.dumps(run))
     (model / "eval" / "metrics.json").write_text(json.dumps({
         "task": "docci", "task_version": 1, "model": str(model), "n_examples": 10, "n_segments": 10 * K,
-        "metrics": {"cider_d": cider, "bleu4": cider / 10, "meteor": cider / 5}}))
+        "metrics": with_sampled(table3_metrics(cider))}))
     (model / "eval" / "run.json").write_text(json.dumps({"data": {"fingerprint": "abc"},
                                                          "git": {"commit": "deadbeef00"}}))
 
@@ -65,8 +66,8 @@ def test_table3_files(runs, tmp_path):
     assert "| cider_d | 4 | 0 |  | +0.2000 [0.2000, 0.2000] (n=2†) |" in md  # no gain of alpha 0 over itself
     assert "| cider_d | 4 | 1 | -0.2000 [-0.2000, -0.2000] (n=2†) |  |" in md
     assert "(1.0 − its SFT start" in md and "Gate **not computable**" in md
-    assert "Measured: paired gain 0.5 − 0.0 at K=4" not in md and "over K > 1 (cider_d): +0.6000" in md
-    assert list(pd.read_csv(files["csv"]).columns) == ["alpha", "K=4 cider_d", "K=4 bleu4", "K=4 meteor"]
+    assert "Measured: paired gain 0.5 − 0.0 at K=4" not in md and "over K > 1 (sampled_cider_d): +0.6000" in md
+    assert list(pd.read_csv(files["csv"]).columns) == ["alpha", *(f"K=4 {m}" for m in load_spec("table3").metrics)]
     assert files["alpha.png"].stat().st_size > 1000
     assert "alpha" in pd.read_csv(tmp_path / "out" / "runs.csv").columns
 

@@ -5,6 +5,7 @@ import math
 
 import pandas as pd
 import pytest
+from runs import with_sampled
 from typer.testing import CliRunner
 
 from segrl.cli import app
@@ -19,7 +20,7 @@ def fake_eval(d, model, task, K, metrics, n=10):
     d.mkdir(parents=True)
     (d / "metrics.json").write_text(json.dumps({
         "task": task, "task_version": 1, "model": str(model), "n_examples": n, "n_segments": n * K,
-        "metrics": metrics}))
+        "metrics": with_sampled(metrics)}))
     (d / "run.json").write_text(json.dumps({"data": {"fingerprint": f"{task}{K}"}, "git": {"commit": "c0ffee0000"}}))
 
 

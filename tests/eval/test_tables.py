@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 import pytest
-from runs import sft_eval, trained
+from runs import sft_eval, table3_metrics, trained
 from typer.testing import CliRunner
 
 from segrl.cli import app
@@ -132,11 +132,11 @@ def _presets(root):
                     from runs import eval_dir
 
                     eval_dir(m / "eval-real", m, "multichart", K, {"accuracy": 0.25}, n=4)
-    sft_eval(root / "runs/table3/sft/eval", 4, {"cider_d": 0.2, "bleu4": 0.1, "meteor": 0.1})
+    sft_eval(root / "runs/table3/sft/eval", 4, table3_metrics(0.2))
     for a in (0.0, 0.5, 1.0):  # table 3
         for s in range(2):
             trained(root / f"runs/table3/alpha{a:g}/seed{s}", "blend", s, 4,
-                    {"cider_d": 0.3 + a / 10 + 0.01 * s, "bleu4": 0.1, "meteor": 0.1}, alpha=a)
+                    table3_metrics(0.3 + a / 10 + 0.01 * s), alpha=a)
     for arm in ("drseg", "vision_reasoner", "sd_grpo"):
         for s in range(2):
             trained(root / f"runs/drseg/{arm}/seed{s}", arm if arm != "vision_reasoner" else "drseg", s, 2,
@@ -194,7 +194,7 @@ def test_missing_start_runs_are_skipped(tmp_path):
 
 def test_report_refuses_non_blend_runs_in_the_alpha_table(tmp_path):
     root = tmp_path / "runs"
-    trained(root / "alpha0/seed0", "blend", 0, 4, {"cider_d": 0.3, "bleu4": 0.1, "meteor": 0.1}, alpha=0.0)
-    trained(root / "sd/seed0", "sd_grpo", 0, 4, {"cider_d": 0.3, "bleu4": 0.1, "meteor": 0.1})
+    trained(root / "alpha0/seed0", "blend", 0, 4, table3_metrics(0.3), alpha=0.0)
+    trained(root / "sd/seed0", "sd_grpo", 0, 4, table3_metrics(0.3))
     res = CliRunner().invoke(app, ["report", "table3", str(root), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "not blend runs (no alpha)" in res.output and "sd_grpo" in res.output
