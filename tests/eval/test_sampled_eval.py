@@ -71,3 +71,36 @@ def test_mean_over_samples_by_hand():
     assert out["accuracy"] == 0.375 and out["format"] == 0.75
     assert out["accuracy_sample_std"] == pytest.approx((2 * 0.125**2) ** 0.5)
     assert "accuracy_by_position" not in out
+
+
+def test_extra_metrics_are_scored_per_segment_and_on_the_whole_answer(monkeypatch, tmp_path):
+    """``segrl eval --metric cider_d`` on the probe (whose own metric is accuracy): the extra metric appears
+    per segment and holistically, greedy and sampled, and a right answer outscores a wrong one."""
+    import segrl.eval.evaluate as evaluate
+    import segrl.models.loading as loading
+    from segrl.tasks.probe import build
+
+    build(None, tmp_path / "probe", panels=2, count=8)
+    answers = {"right": None, "wrong": "Panel 1: red circle\nPanel 2: red circle"}
+    current = {}
+
+    class Dummy:
+        def eval(self):
+            return self
+
+    def fake_generate(policy, processor, batch, max_new_tokens, sampling=None):
+        refs = batch["reference"] if isinstance(batch, dict) else [r["reference"] for r in batch]
+        out = [current["completion"] or r for r in refs]
+        return [c for c in out for _ in range(sampling.num_samples if sampling else 1)]
+
+    monkeypatch.setattr(loading, "load_policy", lambda model, dtype=None: (Dummy(), None))
+    monkeypatch.setattr(evaluate, "generate", fake_generate)
+    scores = {}
+    for name, completion in answers.items():
+        current["completion"] = completion
+        m = evaluate.main("probe", str(tmp_path / "m"), str(tmp_path / "probe"), str(tmp_path / name),
+                          extra_metrics=("cider_d",), sampling=Sampling(0.7, 1.0, 2))["metrics"]
+        assert {"accuracy", "cider_d", "cider_d_holistic"} <= set(m) and "cider_d" in m["sampled"]
+        scores[name] = m
+    assert scores["right"]["accuracy"] == 1.0 and scores["right"]["cider_d"] > scores["wrong"]["cider_d"] + 1
+    assert scores["right"]["sampled"]["cider_d"] == pytest.approx(scores["right"]["cider_d"])
