@@ -84,10 +84,10 @@ from segrl.tasks.base import (
 from segrl.tasks.build_log import DEFAULT_MAX_SKIP_FRACTION, BadItem, BuildLog, save_with_log
 from segrl.tasks.multichart import split_groups
 from segrl.tasks.panels import (
+    MAX_OBJECTS,
     compose_grid,
     describe,
     entangled_panels,
-    MAX_OBJECTS,
     grid_layout,
     render_panel,
     sample_scene,
