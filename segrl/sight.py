@@ -167,19 +167,25 @@ def answer_logprobs(model, processor, row: dict, images: list, completions: Sequ
     return logp, mask[:, :-1].to(logp.device), batch["input_ids"][:, 1:]
 
 
-def _candidates(rows: list[dict], i: int, k: int, distractors: int, rng: random.Random) -> list[str] | None:
-    """[reference, distractor_1, ...] for segment ``k`` of row ``i`` (None if too few distinct values)."""
+def _candidates(rows: list[dict], i: int, k: int, distractors: int, rng: random.Random,
+                render=None) -> list[str] | None:
+    """[reference, distractor_1, ...] for segment ``k`` of row ``i`` (None if too few distinct values).
+
+    ``render(labels, values) -> str`` writes a candidate (default: the canonical answer,
+    :func:`segrl.segments.format_answer`).
+    """
     from segrl.segments import format_answer
 
+    render = render or format_answer
     labels = rows[i]["segment_labels"]
     values = [refs[0] for refs in rows[i]["segment_references"]]
     pool = sorted({r["segment_references"][k][0] for r in rows
                    if len(r["segment_references"]) > k and r["segment_labels"][k] == labels[k]} - {values[k]})
     if len(pool) < distractors:
         return None
-    out = [format_answer(labels, values)]
+    out = [render(labels, values)]
     for v in rng.sample(pool, distractors):
-        out.append(format_answer(labels, values[:k] + [v] + values[k + 1:]))
+        out.append(render(labels, values[:k] + [v] + values[k + 1:]))
     return out
 
 
@@ -206,6 +212,7 @@ def check_sight(
     seed: int = 0,
     min_gain: float = 0.2,
     alpha: float = 0.01,
+    render=None,
 ) -> SightReport:
     """Run the sight gate (module docstring) on ``n_rows`` rows of ``dataset``.
 
@@ -216,6 +223,10 @@ def check_sight(
         distractors: distractor answers per ranked segment (chance = 1 / (distractors + 1)).
         seed: sampling seed (rows and distractors).
         min_gain, alpha: the rule's thresholds.
+        render: ``render(labels, values) -> str`` writes the reference and every candidate from the
+            segment values, for a policy trained on another answer layout (SRPO's structured answers,
+            :func:`segrl.eval.srpo_testbed.structured_check_sight`); default None: the row's
+            ``reference`` and the canonical candidates.
 
     Returns:
         A :class:`SightReport`.
@@ -243,7 +254,8 @@ def check_sight(
     credit_blank: dict[int, list[float]] = {}
     pairs = []  # (true credit, blank credit)
     for i, row in enumerate(rows):
-        reference = [row["reference"]]
+        reference = ([row["reference"]] if render is None else
+                     [render(row["segment_labels"], [refs[0] for refs in row["segment_references"]])])
         partner = next((rows[(i + d) % len(rows)] for d in range(1, len(rows))
                         if len(rows[(i + d) % len(rows)]["images"]) == len(row["images"])), None)
         blank = [blank_like(im) for im in row["images"]]
@@ -255,7 +267,7 @@ def check_sight(
             lp_swap, _, _ = answer_logprobs(model, processor, row, swapped, reference)
             tv_swap.append(_tv(lp_true[0], lp_swap[0], mask[0]))
         for k in range(len(row["segment_labels"])):
-            cands = _candidates(rows, i, k, distractors, rng)
+            cands = _candidates(rows, i, k, distractors, rng, render)
             if cands is None:
                 continue
             got = []

@@ -198,3 +198,17 @@ def structure_reward(completions: Sequence[str], segment_labels: Sequence[Sequen
         parsed = parse_segments(blank_blocks(text, st), labels)
         out.append(structure_score(st, [s.start for s in parsed.segments if s.present]))
     return out
+
+
+def complete_fraction(completions: Sequence[str]) -> float:
+    """Fraction of ``completions`` whose structure is complete (:attr:`Structure.complete`), in [0, 1].
+
+    The rate at which SRPO's weights can act: a rollout without a complete structure trains as
+    plain GRPO / SD-GRPO (the trainer logs ``1 - rate`` as ``srpo/structure_missing_frac``).
+
+    Raises:
+        ValueError: no completions.
+    """
+    if not completions:
+        raise ValueError("complete_fraction: no completions")
+    return sum(parse_structure(c).complete for c in completions) / len(completions)

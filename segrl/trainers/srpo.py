@@ -101,6 +101,10 @@ Every choice we had to make:
     start uses structured references (:func:`structured_reference`: the first words of each
     segment's reference as the perception, a fixed sentence as the reasoning). Our scaffolding
     for CPU runs, not part of the method; an instruction-following VLM only needs the instruction.
+    The CPU testbed (``configs/srpo_table1_cpu.yaml``, ``make reproduce-srpo``) gives every arm that
+    same structured warm start, so the comparison isolates the reweighting;
+    :mod:`segrl.eval.srpo_testbed` measures how often the structure is written and whether the
+    structured policy sees (the sight gate on structured candidates).
 """
 
 from __future__ import annotations
@@ -136,8 +140,13 @@ DEFAULT_INSTRUCTION = (
     "First write the visual evidence you read from the image(s) between <perception> and </perception>, "
     "then your reasoning between <reasoning> and </reasoning>, then the answer lines."
 )
-DEFAULT_REASONING = "The answers follow from the evidence, in order."
-"""Reasoning sentence of the structured warm-start references (:func:`structured_reference`)."""
+DEFAULT_REASONING = "In order."
+"""Reasoning sentence of the structured warm-start references (:func:`structured_reference`).
+
+A fixed sentence carries no information (the same in every rollout), so it is kept short: the tiny
+tokenizers spell unseen words almost letter by letter ("The answers follow from the evidence, in
+order.", the sentence before issue 16, took 22 tokens of the docci K = 4 tokenizer, this one takes 4),
+and every token of it costs generation time in every rollout."""
 
 
 # --------------------------------------------------------------------------- prompts and warm start
