@@ -102,6 +102,9 @@ table1-inputs: install
 reproduce-table1: table1-inputs
 	($(call table1_cells,$(TABLE1_ALGOS),$(TABLE1_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report table1
+	# the K = 1 identity check: sd_grpo and grpo must be the same run, bit for bit
+	case " $(TABLE1_K) " in *" 1 "*) $(PY) scripts/identity_check.py runs/table1/k1/grpo runs/table1/k1/sd_grpo \
+	  | tee results/table1/identity_k1.txt;; esac
 
 # Table 4: SD-GRPO inside Dr. GRPO (sd_dr_grpo vs dr_grpo, beside sd_grpo vs grpo) on Table 1's inputs
 # and settings (same SFT starts, seeds and reward) at K = TABLE4_K (2: the budget; 1 is an identity check,
