@@ -172,31 +172,32 @@ reproduce-table3: install
 	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report table3
 
-# Dr. Seg (CPU preset): drseg (Look-to-Confirm + DRR) vs the VisionReasoner reward vs sd_grpo with
-# per-object IoU segments on the synthetic grounding task, 3 seeds; one SFT warm start shared by all.
-# Resumable: finished runs are skipped.
-DRSEG_ALGOS ?= drseg vision_reasoner sd_grpo
-DRSEG_SEEDS ?= 0 1 2
+# Dr. Seg (CPU preset, configs/grounding_cpu.yaml): drseg (Look-to-Confirm + DRR) vs the VisionReasoner reward
+# (vision_reasoner, the gate's baseline) vs sd_grpo with per-object IoU segments, on the synthetic grounding
+# testbed the tiny model can learn (2 x 2 grid, 1-3 large objects, "every object", 840-px frame), 5 paired
+# seeds from one SFT start (sight-gated: runs/drseg/sft/check-sight.json). Evaluation: held-out greedy (primary)
+# and sampled (T 0.7, 2 samples per prompt), then grounding's example metrics (gIoU ...) for both. Cells run
+# JOBS at a time (scripts/sweep.sh); resumable. results/drseg/NOTES.md: tuning record, wall time, verdict.
+DRSEG_ALGOS ?= vision_reasoner drseg sd_grpo
+DRSEG_SEEDS ?= 0 1 2 3 4
 DRSEG_CONFIG := configs/grounding_cpu.yaml
+DRSEG_DATA := data/grounding-testbed
+DRSEG_EVAL := --data $(DRSEG_DATA) --max-new-tokens 200 --config $(DRSEG_CONFIG)
 reproduce-drseg: install
-	test -d data/grounding || $(SEGRL) build-data grounding --out data/grounding
-	test -d models/tiny-grounding || $(SEGRL) make-tiny-model --data data/grounding --out models/tiny-grounding
+	test -d $(DRSEG_DATA) || $(SEGRL) build-data grounding --grid 2 --min-objects 1 --max-objects 3 --queries all \
+	  --max-targets 3 --name-objects --short-prompt --count 300 --out $(DRSEG_DATA)
+	test -d models/tiny-grounding || $(SEGRL) make-tiny-model --data $(DRSEG_DATA) --out models/tiny-grounding
 	test -d models/tiny-grounding-sft || $(SEGRL) warm-start --config $(DRSEG_CONFIG) \
 	  --model models/tiny-grounding --out models/tiny-grounding-sft
-	test -f runs/drseg/sft/eval/metrics.json || { $(SEGRL) eval grounding --model models/tiny-grounding-sft \
-	  --data data/grounding --max-new-tokens 144 --max-image-side 112 --out runs/drseg/sft/eval.tmp && \
-	  $(PY) -c "from segrl.tasks.grounding import add_grounding_metrics as f; f('runs/drseg/sft/eval.tmp', 'data/grounding')" && \
-	  rm -rf runs/drseg/sft/eval && mv runs/drseg/sft/eval.tmp runs/drseg/sft/eval; }
-	for algo in $(DRSEG_ALGOS); do for seed in $(DRSEG_SEEDS); do \
-	  run=runs/drseg/$$algo/seed$$seed; \
-	  $(call train_unless_done,$$run,--config $(DRSEG_CONFIG) --model models/tiny-grounding-sft --algo $$algo \
-	    --seed $$seed); \
-	  test -f $$run/eval/metrics.json && continue; \
-	  $(SEGRL) eval grounding --model $$run --data data/grounding --max-new-tokens 144 --max-image-side 112 \
-	    --out $$run/eval.tmp; \
-	  $(PY) -c "from segrl.tasks.grounding import add_grounding_metrics as f; f('$$run/eval.tmp', 'data/grounding')"; \
-	  rm -rf $$run/eval; mv $$run/eval.tmp $$run/eval; \
-	done; done
+	test -f runs/drseg/sft/check-sight.json || $(SEGRL) check-sight models/tiny-grounding-sft $(DRSEG_DATA) \
+	  --out runs/drseg/sft/check-sight.json || echo "sight gate: FAIL (runs/drseg/sft/check-sight.json)"
+	test -f runs/drseg/sft/eval/metrics.json || $(SEGRL) eval grounding --model models/tiny-grounding-sft \
+	  $(DRSEG_EVAL) --out runs/drseg/sft/eval
+	for seed in $(DRSEG_SEEDS); do for algo in $(DRSEG_ALGOS); do \
+	  echo "runs/drseg/$$algo/seed$$seed|grounding|$(DRSEG_EVAL)|--config $(DRSEG_CONFIG) --model models/tiny-grounding-sft --algo $$algo --seed $$seed"; \
+	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
+	$(PY) -c "import sys; from segrl.rewards.grounding import add_grounding_metrics as f; \
+	  [f(d, sys.argv[1]) for d in sys.argv[2:]]" $(DRSEG_DATA) runs/drseg/sft/eval runs/drseg/*/seed*/eval
 	$(SEGRL) report drseg
 
 # Shared inputs of the method comparisons: docci K=4 (as Table 1) and the demo's multichart model.

@@ -572,27 +572,53 @@ def grounding_metrics(completion: str, targets: Sequence[GroundingObject], image
 EXAMPLE_METRICS = ("giou", "count_accuracy", "matched_iou", "point_score", "vr_accuracy", "thinking_format")
 
 
+def _example_means(records: list[dict], rows: dict, where: Path, data, split: str) -> dict[str, float]:
+    """Means over ``records`` (``{"id", "completion"}``) of :func:`grounding_metrics` against ``rows[id]``."""
+    per: dict[str, list[float]] = {k: [] for k in EXAMPLE_METRICS}
+    for pred in records:
+        if pred["id"] not in rows:
+            raise KeyError(f"{where}: id {pred['id']!r} is not in {data}[{split}]")
+        row = rows[pred["id"]]
+        m = grounding_metrics(pred["completion"], targets_from_references(row["segment_references"]),
+                              tuple(json.loads(row["meta"])["image_size"]))
+        m["count_accuracy"] = m.pop("count_correct")
+        for k in EXAMPLE_METRICS:
+            per[k].append(m[k])
+    return {k: (sum(v) / len(v) if v else 0.0) for k, v in per.items()}
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def add_grounding_metrics(eval_dir: str | Path, data: str | Path) -> dict[str, float]:
     """Add example-level metrics to a ``segrl eval grounding`` run (``metrics.json`` updated in place).
 
-    For every prediction of ``<eval_dir>/predictions.jsonl``:
+    For every prediction of ``<eval_dir>/predictions.jsonl`` (greedy):
     :func:`grounding_metrics` against the row's targets (its
     ``segment_references``) at its ``meta.image_size``; the means over examples are written into
     ``metrics.json``'s ``metrics`` as ``giou`` (mean per-image IoU of the box unions),
     ``count_accuracy``, ``matched_iou``, ``point_score``, ``vr_accuracy`` and ``thinking_format``
-    (so ``segrl report`` tables can use them).
+    (so ``segrl report`` tables can use them). When the run was also evaluated sampled
+    (``predictions_sampled.jsonl``, ``metrics.sampled``), the same metrics of each sample index j
+    (completion j of every prompt) are averaged over examples, and ``metrics.sampled`` gets their
+    mean over the samples and, with several, ``<name>_sample_std`` (the n - 1 std across samples),
+    as :func:`segrl.eval.evaluate.mean_over_samples` does for the segment metrics; a report reads
+    them as ``sampled_<name>``. Running it again recomputes the same values.
 
     Returns:
-        The added metrics.
+        The added greedy metrics, and ``sampled`` (the added sampled ones) when there are samples.
 
     Raises:
-        FileNotFoundError: ``metrics.json``/``predictions.jsonl`` or the dataset is missing.
+        FileNotFoundError: ``metrics.json``/``predictions.jsonl`` or the dataset is missing, or
+            ``metrics.json`` has ``sampled`` but ``predictions_sampled.jsonl`` is missing.
         KeyError: a prediction's id is not in the evaluated split, or the split is missing.
     """
     from datasets import load_from_disk
 
     out = Path(eval_dir)
-    metrics_path, preds_path = out / "metrics.json", out / "predictions.jsonl"
+    metrics_path, preds_path, sampled_path = out / "metrics.json", out / "predictions.jsonl", \
+        out / "predictions_sampled.jsonl"
     for p in (metrics_path, preds_path, Path(data)):
         if not p.exists():
             raise FileNotFoundError(f"{p} not found")
@@ -602,20 +628,23 @@ def add_grounding_metrics(eval_dir: str | Path, data: str | Path) -> dict[str, f
     if split not in ds:
         raise KeyError(f"split {split!r} not in {data}; available: {list(ds)}")
     rows = {r["id"]: r for r in ds[split].select_columns(["id", "segment_references", "meta"]).to_list()}
-    per: dict[str, list[float]] = {k: [] for k in EXAMPLE_METRICS}
-    for line in preds_path.read_text().splitlines():
-        if not line.strip():
-            continue
-        pred = json.loads(line)
-        if pred["id"] not in rows:
-            raise KeyError(f"{preds_path}: id {pred['id']!r} is not in {data}[{split}]")
-        row = rows[pred["id"]]
-        m = grounding_metrics(pred["completion"], targets_from_references(row["segment_references"]),
-                              tuple(json.loads(row["meta"])["image_size"]))
-        m["count_accuracy"] = m.pop("count_correct")
-        for k in EXAMPLE_METRICS:
-            per[k].append(m[k])
-    added = {k: (sum(v) / len(v) if v else 0.0) for k, v in per.items()}
+    added: dict = _example_means(_read_jsonl(preds_path), rows, preds_path, data, split)
     result["metrics"].update(added)
+    if isinstance(result["metrics"].get("sampled"), dict):
+        if not sampled_path.exists():
+            raise FileNotFoundError(f"{sampled_path} not found (metrics.json has a sampled evaluation)")
+        by_sample: dict[int, list[dict]] = {}
+        for rec in _read_jsonl(sampled_path):
+            by_sample.setdefault(int(rec["sample"]), []).append(rec)
+        per_sample = [_example_means(by_sample[j], rows, sampled_path, data, split) for j in sorted(by_sample)]
+        sampled = {}
+        for k in EXAMPLE_METRICS:
+            vals = [s[k] for s in per_sample]
+            mean = sum(vals) / len(vals)
+            sampled[k] = mean
+            if len(vals) > 1:
+                sampled[f"{k}_sample_std"] = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
+        result["metrics"]["sampled"].update(sampled)
+        added = {**added, "sampled": sampled}
     metrics_path.write_text(json.dumps(result, indent=2) + "\n")
     return added

@@ -33,12 +33,19 @@ prompt into the Look-to-Confirm one (the ``drseg`` trainer uses it).
 Sources (``source_kind``):
 
 * ``"synthetic"`` (offline default; ``source`` ignored): an ``image_side`` x ``image_side``
-  canvas cut into a 4 x 4 grid; 3-6 objects (circle, square, triangle; red, green, blue,
-  yellow; small, medium, large) sit at the centres of distinct cells, so boxes and points are
-  exact integers (box ``[cx - r, cy - r, cx + r, cy + r]``, point = the box centre, which lies
-  inside every shape). The query relates the targets to a uniquely described anchor
-  (:data:`RELATIONS`); 1 to ``max_targets`` targets. Example ``i`` is drawn from
-  ``random.Random(f"grounding-synthetic:{seed}:{i}")`` (independent of ``count``).
+  canvas cut into a ``grid`` x ``grid`` grid (default 4 x 4); ``min_objects``-``max_objects``
+  objects (default 3-6; circle, square, triangle; red, green, blue, yellow; small, medium, large)
+  sit at the centres of distinct cells, so boxes and points are exact integers (box
+  ``[cx - r, cy - r, cx + r, cy + r]``, point = the box centre, which lies inside every shape).
+  With ``queries="relation"`` (default) the query relates the targets to a uniquely described
+  anchor (:data:`RELATIONS`); with ``queries="attribute"`` it names them by their own colour or
+  shape (:data:`ATTRIBUTE_QUERIES`: "every red object", "every circle"); 1 to ``max_targets``
+  targets. Example ``i`` is drawn from ``random.Random(f"grounding-synthetic:{seed}:{i}")``
+  (independent of ``count``). ``queries="all"`` ("every object") makes every object a target:
+  localisation only. The CPU testbed of the Dr. Seg comparison (``configs/grounding_cpu.yaml``,
+  ``make reproduce-drseg``) is ``grid=2``, 1-3 objects, ``queries="all"``, ``name_objects``,
+  ``short_prompt``: few large objects (a cell is 2 x 2 of the tiny model's 16 image patches) whose
+  coordinates take few values, in the 840-pixel frame the rewards' pixel thresholds assume.
 * ``"visionreasoner"``: the VisionReasoner / Seg-Zero layout (e.g. the hub dataset
   ``Ricky06662/VisionReasoner_multi_object_7k_840`` the Dr. Seg code trains on): columns
   ``problem`` (the query), ``solution`` (a JSON string: a list of ``{"bbox_2d": [x1, y1, x2, y2],
@@ -63,9 +70,13 @@ Row (schema in :mod:`segrl.tasks.base`): ``id`` (``synthetic-<seed>-<i:05d>``, o
 ``id``, or ``<image_id>-<ann_id>``, or ``<split>-<index>``); ``images`` = [the image];
 ``prompt`` = one user message (image, text); ``meta`` (JSON): ``task_version``, ``source_kind``,
 ``image_size`` [W, H], ``query``, ``objects`` (the targets, in segment order),
-``look_to_confirm``, and for synthetic ``seed``, ``index``, ``grid``, ``scene`` (every object),
-``anchor``, ``relation``, ``targets`` (indices into ``scene``); for loaded data ``source``,
-``layout``, ``source_split``, ``source_index``.
+``look_to_confirm``, and for synthetic ``seed``, ``index``, ``grid``, ``queries``, ``name_objects``,
+``short_prompt``, ``scene`` (every object), ``anchor`` (None for attribute and "all" queries),
+``relation`` (the query template), ``targets`` (indices into ``scene``), ``panel_boxes`` (the targets'
+boxes, one per segment: the warm start's vision alignment pools the patches inside box k for segment
+k, :func:`segrl.trainers.sft._pool_groups`; it scales them by the image's own size, so align on the
+stored images, not downscaled ones); for loaded data ``source``, ``layout``, ``source_split``,
+``source_index``.
 
 :func:`segrl.rewards.grounding.add_grounding_metrics` adds the example-level metrics (gIoU, count accuracy, ...) to a
 ``segrl eval`` run of this task.
@@ -106,8 +117,19 @@ def object_labels(n: int) -> list[str]:
     return [f"Object {k}" for k in range(1, n + 1)]
 
 
-def prompt_text(query: str, width: int, height: int, look_to_confirm: bool = True) -> str:
-    """The instruction for one query (module docstring); ends with :data:`LOOK_INSTRUCTION` when asked."""
+def prompt_text(query: str, width: int, height: int, look_to_confirm: bool = True, short: bool = False) -> str:
+    """The instruction for one query (module docstring); ends with :data:`LOOK_INSTRUCTION` when asked.
+
+    ``short``: the same contract (think, then one ``Object k:`` JSON line per object, reading order,
+    pixels of the image) in one sentence without the format example: about 60 tokens instead of 190
+    with the tiny tokenizer. Our choice for the CPU testbed, where the prompt's tokens dominate the
+    cost of a training step; the Look-to-Confirm sentence is kept whole (it is part of Dr. Seg).
+    """
+    if short:
+        text = (f'Find "{query}". Reason inside <think> </think>, then answer inside <answer> </answer> with one '
+                "line per object, top to bottom then left to right: 'Object k: {\"bbox_2d\": [x1, y1, x2, y2], "
+                f'"point_2d": [x, y]}}\' in pixels of the {width}x{height} image.')
+        return f"{text}\n{LOOK_INSTRUCTION}" if look_to_confirm else text
     text = (
         f'Please find "{query}" with boxes and points. Compare the objects and pick every one that matches. '
         "Write the reasoning inside <think> </think>, then the answer inside <answer> </answer>: one line per "
@@ -126,24 +148,37 @@ def reading_order(objects: Sequence[GroundingObject]) -> list[int]:
                                                       (objects[k].bbox[0] + objects[k].bbox[2]) / 2, k))
 
 
-def answer_text(objects: Sequence[GroundingObject]) -> tuple[str, list[str]]:
-    """``(answer block, segment references)`` for targets already in segment order."""
-    refs = [o.to_json() for o in objects]
+def object_json(obj: GroundingObject, label: str | None = None) -> str:
+    """``obj``'s JSON (:meth:`GroundingObject.to_json`), with ``"label": label`` appended when given.
+
+    Readers of an answer object use ``bbox_2d`` and ``point_2d`` only
+    (:func:`segrl.grounding_objects.as_object` ignores other keys), so a label changes no reward.
+    """
+    if label is None:
+        return obj.to_json()
+    return json.dumps({**json.loads(obj.to_json()), "label": label})
+
+
+def answer_text(objects: Sequence[GroundingObject], labels: Sequence[str] | None = None) -> tuple[str, list[str]]:
+    """``(answer block, segment references)`` for targets already in segment order (``labels``: one
+    ``"label"`` per object, see :func:`object_json`)."""
+    refs = [object_json(o, None if labels is None else labels[k]) for k, o in enumerate(objects)]
     body = "\n".join(f"{lab}: {r}" for lab, r in zip(object_labels(len(refs)), refs))
     refs[-1] = f"{refs[-1]}\n</answer>"
     return f"<answer>\n{body}\n</answer>", refs
 
 
 def _row(row_id: str, image: dict, query: str, size: tuple[int, int], think: str,
-         objects: Sequence[GroundingObject], look_to_confirm: bool, **meta) -> dict:
-    answer, refs = answer_text(objects)
+         objects: Sequence[GroundingObject], look_to_confirm: bool, labels: Sequence[str] | None = None,
+         short: bool = False, **meta) -> dict:
+    answer, refs = answer_text(objects, labels)
     return {
         "id": row_id,
         "task": TASK.name,
         "images": [image],
         "prompt": [{"role": "user", "content": [
             {"type": "image", "text": None},
-            {"type": "text", "text": prompt_text(query, size[0], size[1], look_to_confirm)},
+            {"type": "text", "text": prompt_text(query, size[0], size[1], look_to_confirm, short)},
         ]}],
         "segment_labels": object_labels(len(objects)),
         "segment_references": [[r] for r in refs],
@@ -220,14 +255,16 @@ def anchor_names(obj: SceneObject, scene: Sequence[SceneObject]) -> list[str]:
     return sorted(names)
 
 
-def sample_scene(rng: random.Random, side: int, min_objects: int = 3, max_objects: int = 6) -> list[SceneObject]:
-    """3-6 objects in distinct cells of the 4 x 4 grid of a ``side``-pixel canvas (module docstring)."""
-    cell = side // GRID
+def sample_scene(rng: random.Random, side: int, min_objects: int = 3, max_objects: int = 6,
+                 grid: int = GRID) -> list[SceneObject]:
+    """``min_objects``-``max_objects`` objects in distinct cells of the ``grid`` x ``grid`` grid of a
+    ``side``-pixel canvas (module docstring; defaults 3-6 objects on 4 x 4)."""
+    cell = side // grid
     n = rng.randint(min_objects, max_objects)
     scene = []
-    for c in rng.sample(range(GRID * GRID), n):
+    for c in rng.sample(range(grid * grid), n):
         shape, colour, size = rng.choice(SHAPES), rng.choice(sorted(COLOURS)), rng.choice(list(SIZES))
-        cx, cy = (c % GRID) * cell + cell // 2, (c // GRID) * cell + cell // 2
+        cx, cy = (c % grid) * cell + cell // 2, (c // grid) * cell + cell // 2
         r = max(2, round(SIZES[size] * cell))
         scene.append(SceneObject(shape, colour, size, c, (cx - r, cy - r, cx + r, cy + r), (cx, cy)))
     return scene
@@ -249,46 +286,93 @@ def render_scene(scene: Sequence[SceneObject], side: int) -> Image.Image:
     return image
 
 
-def synthetic_example(i: int, *, seed: int, side: int, max_targets: int = 3) -> dict:
+QUERY_KINDS = ("relation", "attribute", "all")
+"""``relation``: targets named through an anchor (:data:`RELATIONS`, the default); ``attribute``: targets
+named by their own colour or shape (:data:`ATTRIBUTE_QUERIES`); ``all``: every object of the scene
+(:data:`ALL_QUERY`: localisation only, the easiest)."""
+
+
+@dataclass(frozen=True)
+class AttributeQuery:
+    """A direct query: ``text`` with ``{value}``; ``values(scene)`` the values it may take; ``holds(obj, value)``."""
+
+    text: str
+    values: Callable[[Sequence[SceneObject]], list[str]]
+    holds: Callable[[SceneObject, str], bool]
+
+
+ATTRIBUTE_QUERIES = (
+    AttributeQuery("every {value} object", lambda sc: sorted({o.colour for o in sc}), lambda o, v: o.colour == v),
+    AttributeQuery("every {value}", lambda sc: sorted({o.shape for o in sc}), lambda o, v: o.shape == v),
+)
+"""Attribute query templates (``queries="attribute"``): every object of one colour, or of one shape."""
+ALL_QUERY = AttributeQuery("every object", lambda sc: [""], lambda o, v: True)
+"""The query of ``queries="all"``: every object in the image is a target."""
+
+
+def synthetic_example(i: int, *, seed: int, side: int, max_targets: int = 3, grid: int = GRID,
+                      min_objects: int = 3, max_objects: int = 6, queries: str = "relation") -> dict:
     """The scene, query and targets of example ``i`` (deterministic in its arguments).
 
     Returns:
         ``{"scene", "anchor", "anchor_name", "relation", "colour", "query", "targets"}`` with
-        ``targets`` the scene indices of the targets in reading order.
+        ``targets`` the scene indices of the targets in reading order. For ``queries="attribute"`` / ``"all"``
+        ``anchor`` and ``anchor_name`` are None, ``relation`` is the template and ``colour`` its value.
     """
     rng = random.Random(f"grounding-synthetic:{seed}:{i}")
     while True:
-        scene = sample_scene(rng, side)
+        scene = sample_scene(rng, side, min_objects, max_objects, grid)
         for _ in range(100):
-            rel = rng.choice(RELATIONS)
-            a = rng.randrange(len(scene))
-            names = anchor_names(scene[a], scene)
-            if not names:
-                continue
-            name = rng.choice(names)
-            colour = rng.choice(sorted({o.colour for o in scene}))
-            hits = [k for k, o in enumerate(scene) if k != a and rel.holds(o, scene[a], colour)]
+            if queries in ("attribute", "all"):
+                q = rng.choice(ATTRIBUTE_QUERIES) if queries == "attribute" else ALL_QUERY
+                value = rng.choice(q.values(scene))
+                hits = [k for k, o in enumerate(scene) if q.holds(o, value)]
+                a = name = None
+                rel_text, query = q.text, q.text.format(value=value)
+            else:
+                rel = rng.choice(RELATIONS)
+                a = rng.randrange(len(scene))
+                names = anchor_names(scene[a], scene)
+                if not names:
+                    continue
+                name = rng.choice(names)
+                value = rng.choice(sorted({o.colour for o in scene}))
+                hits = [k for k, o in enumerate(scene) if k != a and rel.holds(o, scene[a], value)]
+                rel_text, query = rel.text, rel.text.format(anchor=name, colour=value)
             if 1 <= len(hits) <= max_targets:
                 order = reading_order([scene[k].target() for k in hits])
-                return {"scene": scene, "anchor": a, "anchor_name": name, "relation": rel.text, "colour": colour,
-                        "query": rel.text.format(anchor=name, colour=colour), "targets": [hits[k] for k in order]}
+                return {"scene": scene, "anchor": a, "anchor_name": name, "relation": rel_text, "colour": value,
+                        "query": query, "targets": [hits[k] for k in order]}
 
 
-def synthetic_row(i: int, *, seed: int, side: int, max_targets: int = 3, look_to_confirm: bool = True) -> dict:
-    """Row ``i`` of the synthetic source (module docstring)."""
-    ex = synthetic_example(i, seed=seed, side=side, max_targets=max_targets)
-    scene, anchor = ex["scene"], ex["scene"][ex["anchor"]]
+def synthetic_row(i: int, *, seed: int, side: int, max_targets: int = 3, look_to_confirm: bool = True,
+                  grid: int = GRID, min_objects: int = 3, max_objects: int = 6, queries: str = "relation",
+                  name_objects: bool = False, short_prompt: bool = False) -> dict:
+    """Row ``i`` of the synthetic source (module docstring); ``name_objects``: every answer object's JSON
+    also carries ``"label": "<size> <colour> <shape>"``; ``short_prompt``: :func:`prompt_text`'s short form."""
+    ex = synthetic_example(i, seed=seed, side=side, max_targets=max_targets, grid=grid, min_objects=min_objects,
+                           max_objects=max_objects, queries=queries)
+    scene = ex["scene"]
     targets = [scene[k] for k in ex["targets"]]
-    where = f"at ({anchor.point[0]}, {anchor.point[1]})"
-    if look_to_confirm:
-        where = f"<look>{where}</look>"
     found = "; ".join(t.name() for t in targets)
-    think = (f"{ex['anchor_name'][0].upper()}{ex['anchor_name'][1:]} is {anchor.name()} {where}. "
-             f"Found {len(targets)}: {found}.")
+    if ex["anchor"] is None:  # attribute query: the look block holds what was found
+        found = f"<look>{found}</look>" if look_to_confirm else found
+        think = f"Found {len(targets)}: {found}."
+    else:
+        anchor = scene[ex["anchor"]]
+        where = f"at ({anchor.point[0]}, {anchor.point[1]})"
+        if look_to_confirm:
+            where = f"<look>{where}</look>"
+        think = (f"{ex['anchor_name'][0].upper()}{ex['anchor_name'][1:]} is {anchor.name()} {where}. "
+                 f"Found {len(targets)}: {found}.")
     return _row(
         f"synthetic-{seed}-{i:05d}", png_value(render_scene(scene, side)), ex["query"], (side, side), think,
-        [t.target() for t in targets], look_to_confirm, source_kind="synthetic", seed=seed, index=i, grid=GRID,
-        scene=[asdict(o) for o in scene], anchor=ex["anchor"], relation=ex["relation"], targets=ex["targets"],
+        [t.target() for t in targets], look_to_confirm,
+        labels=[f"{t.size} {t.colour} {t.shape}" for t in targets] if name_objects else None,
+        short=short_prompt, source_kind="synthetic", seed=seed, index=i, grid=grid,
+        queries=queries, name_objects=name_objects, short_prompt=short_prompt, scene=[asdict(o) for o in scene],
+        anchor=ex["anchor"], relation=ex["relation"], targets=ex["targets"],
+        panel_boxes=[list(t.box) for t in targets],
     )
 
 
@@ -515,6 +599,12 @@ def build(
     test_fraction: float = 0.2,
     image_side: int = 840,
     max_targets: int = 3,
+    grid: int = GRID,
+    min_objects: int = 3,
+    max_objects: int = 6,
+    queries: str = "relation",
+    name_objects: bool = False,
+    short_prompt: bool = False,
     look_to_confirm: bool = True,
     strict: bool = False,
     max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
@@ -537,6 +627,16 @@ def build(
         image_side: synthetic canvas side in pixels (>= 4 * 24); 840 keeps the reward's pixel
             thresholds (10, 30, 200 px) at the scale of the VisionReasoner 840-pixel data.
         max_targets: synthetic: the most targets a query may have (1 .. 6).
+        grid: synthetic: cells per side of the object grid (2 .. 8; default 4). Every object sits at a
+            cell centre, so a coarser grid means larger objects and fewer distinct coordinates.
+        min_objects, max_objects: synthetic: objects per scene (1 <= min <= max <= grid * grid).
+        queries: synthetic: ``relation`` (targets named through an anchor, :data:`RELATIONS`) or
+            ``attribute`` (every object of one colour or shape, :data:`ATTRIBUTE_QUERIES`) or ``all``
+            (every object, :data:`ALL_QUERY`; needs ``max_objects <= max_targets``).
+        name_objects: synthetic: every answer object's JSON also carries ``"label": "<size> <colour>
+            <shape>"`` (no reward reads it; the warm start's vision alignment learns the words from the
+            target's patches, so the tower encodes colour, shape and size where the object is).
+        short_prompt: synthetic: the one-sentence instruction (:func:`prompt_text`).
         look_to_confirm: end every prompt with Dr. Seg's Look-to-Confirm instruction and put a
             ``<look>`` block in every reference's reasoning.
         strict: loaded data: the first bad row raises its :class:`~segrl.tasks.build_log.BadItem`.
@@ -554,7 +654,9 @@ def build(
         DataError: loaded data: a missing directory or split, an unknown column layout, a split
             without a usable row, a hub id that cannot be loaded.
         ValueError: a bad option (unknown ``source_kind``, ``count`` < 2 synthetic or < 1 loaded,
-            ``image_side`` < 96, ``max_targets`` outside 1 .. 6, ``test_fraction`` outside [0, 1]).
+            ``image_side`` < 96, ``max_targets`` outside 1 .. 6, ``test_fraction`` outside [0, 1],
+            ``grid`` outside 2 .. 8, object counts outside 1 <= min <= max <= grid * grid, an unknown
+            ``queries``).
     """
     if source_kind not in SOURCE_KINDS:
         raise ValueError(f"source_kind must be one of {SOURCE_KINDS}, got {source_kind!r}")
@@ -562,17 +664,32 @@ def build(
         raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
     log = BuildLog(TASK.name, strict=strict, max_skip_fraction=max_skip_fraction, unit="row")
     if source_kind == "synthetic":
-        if image_side < 4 * 24:
-            raise ValueError(f"image_side must be >= 96 pixels, got {image_side}")
+        if image_side < max(4, grid) * 24:
+            raise ValueError(f"image_side must be >= {max(4, grid) * 24} pixels (24 per grid cell, at least 96), "
+                             f"got {image_side}")
         if not 1 <= max_targets <= 6:
             raise ValueError(f"max_targets must be in 1 .. 6, got {max_targets}")
+        if not 2 <= grid <= 8:
+            raise ValueError(f"grid must be in 2 .. 8, got {grid}")
+        if not 1 <= min_objects <= max_objects <= grid * grid:
+            raise ValueError(f"need 1 <= min_objects <= max_objects <= grid * grid = {grid * grid}, got "
+                             f"{min_objects}, {max_objects}")
+        if queries not in QUERY_KINDS:
+            raise ValueError(f"queries must be one of {QUERY_KINDS}, got {queries!r}")
+        if queries == "all" and max_objects > max_targets:
+            raise ValueError(f"queries='all' makes every object a target: need max_objects <= max_targets, got "
+                             f"{max_objects} > {max_targets}")
+        if queries == "relation" and max_objects < 2:
+            raise ValueError(f"relation queries need an anchor and a target: max_objects >= 2, got {max_objects}")
         n = DEFAULT_SYNTHETIC_COUNT if count is None else int(count)
         if n < 2:
             raise ValueError(f"count must be >= 2 (one train and one test example), got {count}")
         by_id = {}
         for i in range(n):
             row = synthetic_row(i, seed=seed, side=image_side, max_targets=max_targets,
-                                look_to_confirm=look_to_confirm)
+                                look_to_confirm=look_to_confirm, grid=grid, min_objects=min_objects,
+                                max_objects=max_objects, queries=queries, name_objects=name_objects,
+                                short_prompt=short_prompt)
             by_id[row["id"]] = row
         train, test = split_groups(list(by_id), split_seed, test_fraction)
         splits = {"train": [by_id[r] for r in train], "test": [by_id[r] for r in test]}
@@ -604,6 +721,18 @@ class GroundingOptions(BuildOptions):
         "help": "Train/test split seed (synthetic, or loaded data without a test split)."})
     image_side: int = field(default=840, metadata={"help": "Synthetic canvas side in pixels."})
     max_targets: int = field(default=3, metadata={"help": "Most targets per synthetic query."})
+    grid: int = field(default=GRID, metadata={"help": "Cells per side of the synthetic object grid (2 .. 8)."})
+    min_objects: int = field(default=3, metadata={"help": "Fewest objects per synthetic scene."})
+    max_objects: int = field(default=6, metadata={"help": "Most objects per synthetic scene."})
+    queries: str = field(default="relation", metadata={
+        "help": "Synthetic queries: relation (through an anchor), attribute (every object of one colour/shape) or "
+        "all (every object)."})
+    name_objects: bool = field(default=False, metadata={
+        "help": "Synthetic: each answer object's JSON also carries \"label\": \"<size> <colour> <shape>\".",
+        "flag": "--name-objects/--no-name-objects"})
+    short_prompt: bool = field(default=False, metadata={
+        "help": "Synthetic: the one-sentence instruction instead of VisionReasoner's with its format example.",
+        "flag": "--short-prompt/--full-prompt"})
     look_to_confirm: bool = field(default=True, metadata={
         "help": "Dr. Seg's Look-to-Confirm prompt (and <look> blocks in the references), or VisionReasoner's "
         "plain one.", "flag": "--look-to-confirm/--plain"})
@@ -611,7 +740,7 @@ class GroundingOptions(BuildOptions):
 
 TASK = TaskSpec(
     name="grounding",
-    version=1,
+    version=2,  # 2: synthetic grid / object counts / attribute queries (meta.queries)
     build=build,
     segment_reward="iou",
     eval_metrics=("iou",),

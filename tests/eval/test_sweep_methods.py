@@ -8,11 +8,13 @@ from segrl.eval.tables import load_spec, make_table
 
 def test_methods_table_gains_gate_and_plot(tmp_path):
     root = tmp_path / "runs" / "drseg"
-    sft_eval(root / "sft" / "eval", 2, {"giou": 0.2, "count_accuracy": 0.5, "iou": 0.1}, task="grounding")
+    sft_eval(root / "sft" / "eval", 2, {"giou": 0.2, "count_accuracy": 0.5, "iou": 0.1, "vr_accuracy": 1.0},
+             task="grounding")
     for arm, base in (("drseg", 0.5), ("vision_reasoner", 0.3)):
         for seed, noise in ((0, 0.0), (1, 0.1)):
             trained(root / arm / f"seed{seed}", "drseg", seed, 2,
-                    {"giou": base + noise, "count_accuracy": 0.5, "iou": 0.1}, task="grounding")
+                    {"giou": base + noise, "count_accuracy": 0.5, "iou": 0.1, "vr_accuracy": 1.0},
+                    task="grounding")
     files = make_table(load_spec("drseg"), [str(root)], tmp_path / "out", command="segrl report drseg")
     table = pd.read_csv(files["csv"])
     assert list(table["arm"]) == ["(init)", "drseg", "vision_reasoner"]

@@ -140,7 +140,8 @@ def _presets(root):
     for arm in ("drseg", "vision_reasoner", "sd_grpo"):
         for s in range(2):
             trained(root / f"runs/drseg/{arm}/seed{s}", arm if arm != "vision_reasoner" else "drseg", s, 2,
-                    {"giou": 0.1 + 0.01 * s, "count_accuracy": 0.5, "iou": 0.1}, task="grounding")
+                    {"giou": 0.1 + 0.01 * s, "count_accuracy": 0.5, "iou": 0.1, "vr_accuracy": 1.0},
+                    task="grounding")
     for arm in ("sapo-entropy", "sapo-task", "srpo", "sd_srpo"):
         algo = "sapo" if arm.startswith("sapo") else arm
         for s in range(2):

@@ -248,3 +248,95 @@ def test_add_grounding_metrics(tmp_path):
     (run / "predictions.jsonl").write_text(json.dumps({"id": "nope", "completion": ""}) + "\n")
     with pytest.raises(KeyError, match="nope"):
         add_grounding_metrics(run, tmp_path / "data")
+
+
+# ----------------------------------------------------------------------------- the CPU testbed's options
+
+
+def test_testbed_options_grid_counts_queries_labels(tmp_path):
+    """grid 2 on 840 px: centres at 210 / 630, boxes from the sizes; 'all' makes every object a target."""
+    ds = build(None, tmp_path / "all", count=12, image_side=840, grid=2, min_objects=1, max_objects=3,
+               queries="all", max_targets=3, name_objects=True, short_prompt=True)
+    sizes = set()
+    for row in ds["train"]:
+        meta = _meta(row)
+        scene = meta["scene"]
+        assert meta["grid"] == 2 and meta["queries"] == "all" and meta["query"] == "every object"
+        assert 1 <= len(scene) <= 3 and sorted(meta["targets"]) == list(range(len(scene)))
+        for o in scene:
+            assert tuple(o["point"]) in {(210, 210), (630, 210), (210, 630), (630, 630)}
+            r = {"small": 71, "medium": 122, "large": 181}[o["size"]]  # round(SIZES[size] * 420)
+            assert o["box"] == [o["point"][0] - r, o["point"][1] - r, o["point"][0] + r, o["point"][1] + r]
+            sizes.add(o["size"])
+        # labels ride in the answer JSON; no reward reads them
+        for k, t in enumerate(meta["targets"]):
+            ref = json.loads(row["segment_references"][k][0].split("\n")[0])
+            o = scene[t]
+            assert ref == {"bbox_2d": o["box"], "point_2d": o["point"], "label": f"{o['size']} {o['colour']} {o['shape']}"}
+        assert meta["panel_boxes"] == [scene[t]["box"] for t in meta["targets"]]
+        assert format_reward(row["reference"]) == 4.0
+        assert [list(map(int, o.bbox)) for o in parse_answer(row["reference"]).objects] == meta["panel_boxes"]
+        text = row["prompt"][0]["content"][1]["text"]
+        assert text.startswith('Find "every object". Reason inside <think> </think>') and "840x840" in text
+        assert text.endswith(LOOK_INSTRUCTION) and "For example" not in text
+    assert sizes == {"small", "medium", "large"}
+
+
+def test_attribute_queries_pick_every_object_of_that_colour_or_shape():
+    for i in range(20):
+        row = synthetic_row(i, seed=0, side=840, grid=2, min_objects=2, max_objects=3, queries="attribute",
+                            max_targets=2)
+        meta = _meta(row)
+        scene, value = meta["scene"], meta["query"].split()[1]  # "every red object" / "every circle"
+        key = "colour" if meta["relation"] == "every {value} object" else "shape"
+        assert meta["relation"] in ("every {value} object", "every {value}") and meta["anchor"] is None
+        assert meta["query"] == meta["relation"].format(value=value)
+        assert sorted(meta["targets"]) == [k for k, o in enumerate(scene) if o[key] == value]
+        assert 1 <= len(meta["targets"]) <= 2
+        assert "<look>" in row["reference"] and format_reward(row["reference"]) == 4.0
+
+
+def test_testbed_option_errors(tmp_path):
+    with pytest.raises(ValueError, match="grid"):
+        build(None, tmp_path / "x", count=4, grid=1)
+    with pytest.raises(ValueError, match="max_objects"):
+        build(None, tmp_path / "x", count=4, grid=2, min_objects=3, max_objects=5)
+    with pytest.raises(ValueError, match="queries"):
+        build(None, tmp_path / "x", count=4, queries="colour")
+    with pytest.raises(ValueError, match="every object a target"):
+        build(None, tmp_path / "x", count=4, queries="all", max_objects=4, max_targets=3)
+    with pytest.raises(ValueError, match="image_side"):
+        build(None, tmp_path / "x", count=4, grid=8, image_side=120)
+    assert not (tmp_path / "x").exists()
+
+
+def test_add_grounding_metrics_sampled(tmp_path):
+    """Sampled predictions: per sample index the example means, then their mean and std over samples."""
+    ds = build(None, tmp_path / "data", count=4, image_side=120)
+    rows = ds["train"]
+    run = tmp_path / "eval"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"split": "train", "metrics": {"iou": 0.5, "sampled": {
+        "temperature": 0.7, "num_samples": 2, "iou": 0.25}}}))
+    ids = [rows[0]["id"], rows[1]["id"]]
+    (run / "predictions.jsonl").write_text("\n".join(json.dumps({"id": i, "completion": ""}) for i in ids) + "\n")
+    sampled = [  # sample 0: both right (gIoU 1, 1); sample 1: one right, one empty (1, 0)
+        {"id": ids[0], "sample": 0, "completion": rows[0]["reference"]},
+        {"id": ids[1], "sample": 0, "completion": rows[1]["reference"]},
+        {"id": ids[0], "sample": 1, "completion": rows[0]["reference"]},
+        {"id": ids[1], "sample": 1, "completion": "<answer></answer>"},
+    ]
+    (run / "predictions_sampled.jsonl").write_text("\n".join(json.dumps(s) for s in sampled) + "\n")
+    added = add_grounding_metrics(run, tmp_path / "data")
+    assert added["giou"] == 0.0 and added["count_accuracy"] == 0.0
+    s = added["sampled"]
+    assert s["giou"] == pytest.approx(0.75) and s["giou_sample_std"] == pytest.approx(0.5 ** 0.5 / 2 * 1.0)
+    assert s["count_accuracy"] == pytest.approx(0.75) and s["vr_accuracy"] == pytest.approx(2.25)
+    saved = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert saved["sampled"]["iou"] == 0.25 and saved["sampled"]["giou"] == pytest.approx(0.75)
+    assert saved["sampled"]["temperature"] == 0.7
+    again = add_grounding_metrics(run, tmp_path / "data")  # idempotent
+    assert again["sampled"]["giou"] == pytest.approx(0.75)
+    (run / "predictions_sampled.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match="predictions_sampled"):
+        add_grounding_metrics(run, tmp_path / "data")
