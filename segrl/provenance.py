@@ -122,12 +122,23 @@ def validate_run_json(record: Any) -> list[str]:
     return problems
 
 
+OUTPUT_DIRS = ("results",)
+"""Tracked directories of outputs (tables, plots, notes): changes there do not make a checkout dirty, so a
+sweep's runs stay clean after an earlier target of the same checkout wrote its report."""
+
+
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding segrl."""
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding segrl.
+
+    ``dirty``: a tracked file outside :data:`OUTPUT_DIRS` differs from the commit (our choice: ``results/``
+    holds what the code writes, not what it runs)."""
     cwd = Path(cwd or Path(__file__).resolve().parent)
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){d}" for d in OUTPUT_DIRS)], cwd=top,
                                capture_output=True, text=True, check=True)
         return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.CalledProcessError):

@@ -269,3 +269,24 @@ def test_trainer_argument_falls_back_to_the_config_then_refuses(tmp_path):
     (tmp_path / "run.json").write_text("[1]")
     with pytest.raises(ValueError, match="expected a JSON object"):
         read_run_json(tmp_path)
+
+
+def test_a_changed_result_file_does_not_make_the_checkout_dirty_but_a_changed_source_does(tmp_path):
+    import subprocess
+
+    from segrl.provenance import git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "table.md").write_text("new\n")  # a report rewritten by an earlier target
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["dirty"] is True
