@@ -81,10 +81,15 @@ TABLE1_K ?= 1 2 4
 TABLE1_ALGOS ?= grpo sd_grpo
 TABLE1_SEEDS ?= 0 1 2 3 4
 TABLE1_CONFIG := configs/table1_cpu.yaml
+# Panels (segments) per RL step, the same at every K: 16 / K prompts x G 8 rollouts, i.e. 128 / K rollouts a
+# step (128 at K = 1, 64 at K = 2, 32 at K = 4, the config's value). With 4 prompts at every K the K = 1 baseline
+# saw a quarter of K = 4's panels per step and did not learn (results/tuning/NOTES.md, "Table 1 v2").
+TABLE1_PANELS_PER_STEP ?= 16
 # $(call table1_cells,ALGOS,K_VALUES): the sweep lines (scripts/sweep.sh) of Table 1's runs.
 define table1_cells
 for K in $(2); do for seed in $(TABLE1_SEEDS); do for algo in $(1); do L=$$((24 * K + 8)); \
-  echo "runs/table1/k$$K/$$algo/seed$$seed|docci|--data data/table1-k$$K --max-new-tokens $$L --config $(TABLE1_CONFIG)|--config $(TABLE1_CONFIG) --set data.path=data/table1-k$$K --set train.max_completion_length=$$L --model models/tiny-table1-k$$K-sft --algo $$algo --seed $$seed"; \
+  B=$$((8 * $(TABLE1_PANELS_PER_STEP) / K)); \
+  echo "runs/table1/k$$K/$$algo/seed$$seed|docci|--data data/table1-k$$K --max-new-tokens $$L --config $(TABLE1_CONFIG)|--config $(TABLE1_CONFIG) --set data.path=data/table1-k$$K --set train.max_completion_length=$$L --set train.per_device_train_batch_size=$$B --model models/tiny-table1-k$$K-sft --algo $$algo --seed $$seed"; \
 done; done; done
 endef
 table1-inputs: install
@@ -109,7 +114,7 @@ reproduce-table1: table1-inputs
 # Table 4: SD-GRPO inside Dr. GRPO (sd_dr_grpo vs dr_grpo, beside sd_grpo vs grpo) on Table 1's inputs
 # and settings (same SFT starts, seeds and reward) at K = TABLE4_K (2: the budget; 1 is an identity check,
 # 4 the larger setting); runs Table 1 first (resumably).
-TABLE4_K ?= 2
+TABLE4_K ?= 4
 reproduce-table4: reproduce-table1
 	($(call table1_cells,dr_grpo sd_dr_grpo,$(TABLE4_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report table4
