@@ -39,6 +39,16 @@ class SegmentGRPOConfig(GRPOConfig):
         Rollout reward ``R = mean_k r_k + format_weight * format(completion)``; every segment's
         reward carries the same term, ``r'_k = r_k + format_weight * format`` (one reward for every
         algorithm: :func:`segrl.trainers.advantages.compose_rewards`).
+    structure_weight (`float`, *optional*, defaults to `0.0`):
+        Weight of SRPO's structure score (:func:`segrl.rewards.srpo_format.structure_score`: complete
+        ``<perception>`` / ``<reasoning>`` blocks before the answer lines) in the rollout terms:
+        ``R = mean_k r_k + format_weight * format + structure_weight * structure``, and every segment's
+        reward carries the same terms. With a weight > 0 the answer lines are scored on the text with
+        both blocks blanked, as SRPO scores them, so ``grpo`` and ``srpo`` get the same reward on the
+        same completion (EXPERIMENTS.md, "One reward for every arm"). 0 (the default): no structure
+        term, the text is scored as written. Our option, not a paper's: a structure incentive given
+        to every arm of an SRPO comparison alike (issue 16), so that the structure SRPO's weights
+        need survives RL.
     holistic_metric (`str` or `None`, *optional*, defaults to `None`):
         Name in :data:`segrl.rewards.SEGMENT_REWARDS` of the holistic reward ``H``: that metric on
         the whole answer (the segments' texts joined) against the whole reference
@@ -62,7 +72,7 @@ class SegmentGRPOConfig(GRPOConfig):
         ValueError: unknown ``algo`` (listing every algorithm) or an ``algo`` that runs with another
             config class; an ``estimator`` the algorithm does not allow; a TRL option that
             contradicts the algorithm; a non-default value of a field the algorithm ignores;
-            ``alpha`` outside [0, 1]; a negative ``format_weight``.
+            ``alpha`` outside [0, 1]; a negative ``format_weight`` or ``structure_weight``.
     """
 
     algo: str = field(
@@ -80,6 +90,11 @@ class SegmentGRPOConfig(GRPOConfig):
     format_weight: float = field(
         default=0.5,
         metadata={"help": "Holistic reward R = mean_k r_k + format_weight * format(completion)."},
+    )
+    structure_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of SRPO's structure score in R (every arm alike); > 0 also scores the answer "
+                  "lines with the <perception>/<reasoning> blocks blanked. 0: no structure term."},
     )
     holistic_metric: str | None = field(
         default=None,
@@ -136,6 +151,8 @@ class SegmentGRPOConfig(GRPOConfig):
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.format_weight < 0:
             raise ValueError(f"format_weight must be >= 0, got {self.format_weight}")
+        if self.structure_weight < 0:
+            raise ValueError(f"structure_weight must be >= 0, got {self.structure_weight}")
         if self.holistic_metric is not None:
             from segrl.rewards import SEGMENT_REWARDS
 

@@ -338,6 +338,6 @@ class DrSegTrainer(SegmentGRPOTrainer):
 for _name, _config in (("drseg", DrSegConfig), ("vision_reasoner", VisionReasonerConfig)):
     ALGORITHMS.register_spec(AlgorithmSpec(
         _name, estimator="grpo", estimators=tuple(ESTIMATORS.names()), trl_options=None, estimator_options=None,
-        ignored=("format_weight",), trainer=DrSegTrainer, config=_config,
+        ignored=("format_weight", "structure_weight"), trainer=DrSegTrainer, config=_config,
         summary="Dr. Seg: Look-to-Confirm and the Distribution-Ranked Reward" if _name == "drseg"
         else "VisionReasoner's grounding reward (Dr. Seg's baseline)"))

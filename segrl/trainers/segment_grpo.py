@@ -49,6 +49,13 @@ from trl.extras.profiling import ProfilingContext
 
 from segrl.rewards.format import format_reward
 from segrl.rewards.scorer import RewardError, SegmentScores, score_holistic, score_segments
+from segrl.rewards.srpo_format import (
+    Structure,
+    blank_blocks,
+    parse_structure,
+    structure_reward,
+    structure_score,
+)
 from segrl.trainers.advantages import (
     HOLISTIC_ESTIMATORS,
     AdvantageInputs,
@@ -194,12 +201,15 @@ def completion_text(completion) -> str:
     return ""
 
 
-def make_reward_funcs(metric):
+def make_reward_funcs(metric, *, with_structure: bool = False):
     """TRL-signature reward functions ``(completions, segment_labels, segment_references, **kw) -> list[float]``.
 
-    Returns ``[segments, format]``: the mean per-segment reward and the format reward. They
-    are what TRL logs as ``rewards/segments`` and ``rewards/format``; the trainer computes
-    the same values in one pass (they also work standalone, e.g. in a plain ``GRPOTrainer``).
+    Returns ``[segments, format]``: the mean per-segment reward and the format reward, and with
+    ``with_structure`` a third, ``structure``: SRPO's structure score (:func:`segrl.rewards.srpo_format.structure_reward`).
+    They are what TRL logs as ``rewards/segments``, ``rewards/format`` (``rewards/structure``); the
+    trainer computes the same values in one pass (they also work standalone, e.g. in a plain
+    ``GRPOTrainer``; with ``with_structure`` the standalone ``segments`` and ``format`` score the text as
+    written, the trainer scores it with the blocks blanked).
     """
 
     def segments(completions, segment_labels, segment_references, **_):
@@ -209,7 +219,10 @@ def make_reward_funcs(metric):
     def format(completions, segment_labels, **_):  # noqa: A001 - the reward's logged name
         return format_reward([completion_text(c) for c in completions], segment_labels)
 
-    return [segments, format]
+    def structure(completions, segment_labels, **_):
+        return structure_reward([completion_text(c) for c in completions], segment_labels)
+
+    return [segments, format, structure] if with_structure else [segments, format]
 
 
 class SegmentGRPOTrainer(GRPOTrainer):
@@ -250,11 +263,15 @@ class SegmentGRPOTrainer(GRPOTrainer):
         self._scored: ScoredBatch | None = None
 
     def _reward_funcs(self, segment_metric, args: SegmentGRPOConfig) -> tuple[list, list[float]]:
-        """The reward columns TRL logs and their weights: ``segments`` (1) and ``format`` (``format_weight``).
+        """The reward columns TRL logs and their weights: ``segments`` (1), ``format`` (``format_weight``)
+        and, when ``structure_weight > 0``, ``structure`` (``structure_weight``).
 
         A trainer with another rollout reward overrides this together with :meth:`score_batch`.
         """
-        return make_reward_funcs(segment_metric), [1.0, float(args.format_weight)]
+        weights = [1.0, float(args.format_weight)]
+        if args.structure_weight > 0:
+            weights.append(float(args.structure_weight))
+        return make_reward_funcs(segment_metric, with_structure=args.structure_weight > 0), weights
 
     # ------------------------------------------------------------------ shared helpers
 
@@ -350,30 +367,65 @@ class SegmentGRPOTrainer(GRPOTrainer):
         scores = score_segments(texts, labels, refs, self.segment_metric)
         return scores, torch.tensor(format_reward(texts, labels), dtype=torch.float32)
 
+    def score_structured(self, inputs, texts: Sequence[str]
+                         ) -> tuple[list[Structure], SegmentScores, torch.Tensor, torch.Tensor]:
+        """Score completions written in SRPO's layout (``<perception>``, ``<reasoning>``, answer lines).
+
+        The answer lines are parsed and scored on the text with both blocks blanked
+        (:func:`segrl.rewards.srpo_format.blank_blocks`: same length, so character spans still hold).
+
+        Returns:
+            ``(structures, scores, fmt, structure)``: the ``B_local`` parsed structures, the segment
+            scores and ``(B_local,)`` label-format reward of the blanked texts, and the ``(B_local,)``
+            structure score in [0, 1] (:func:`segrl.rewards.srpo_format.structure_score`).
+        """
+        structures = [parse_structure(t) for t in texts]
+        scores, fmt = self.score_texts(inputs, [blank_blocks(t, st) for t, st in zip(texts, structures)])
+        structure = torch.tensor([structure_score(st, [s.start for s in p.segments if s.present])
+                                  for st, p in zip(structures, scores.parsed)], dtype=torch.float32)
+        return structures, scores, fmt, structure
+
     def score_batch(self, inputs, texts: Sequence[str], completion_ids) -> ScoredBatch:
         """Score this process's completions and gather the reward columns and the holistic reward.
 
-        ``R = mean_k r_k + format_weight * format``; columns ``[mean_k r_k, format]``.
+        ``R = mean_k r_k + format_weight * format (+ structure_weight * structure)``; columns
+        ``[mean_k r_k, format(, structure)]``. With ``structure_weight > 0`` the answer lines are
+        scored with SRPO's blocks blanked (:meth:`score_structured`).
 
         Raises:
             RewardError: anything raised while scoring (:meth:`reward_failure_dump`).
         """
+        refs = [x["segment_references"] for x in inputs]
         with self.profile(self._mode(), "timing/segment_scoring_s"), self.reward_failure_dump(inputs, texts):
+            if self.args.structure_weight > 0:
+                _, scores, fmt, structure = self.score_structured(inputs, texts)
+                return self.gathered(texts, completion_ids, scores, fmt, refs, structure=structure)
             scores, fmt = self.score_texts(inputs, texts)
-            return self.gathered(texts, completion_ids, scores, fmt, [x["segment_references"] for x in inputs])
+            return self.gathered(texts, completion_ids, scores, fmt, refs)
 
     def gathered(self, texts, completion_ids, scores: SegmentScores, fmt: torch.Tensor,
-                 segment_references=None) -> ScoredBatch:
+                 segment_references=None, *, structure: torch.Tensor | None = None) -> ScoredBatch:
         """The :class:`ScoredBatch` of local ``scores`` and ``(B_local,)`` format rewards, columns and R gathered.
 
-        ``R = mean_k r_k + c`` with ``c = format_weight * format`` (``rollout_terms``). With a
-        ``holistic_metric`` (``blend``) and the rows' ``segment_references``, also ``H + c``
-        (``holistic_scores``; ``R`` where the whole reference cannot be scored).
+        ``R = mean_k r_k + c`` with ``c = format_weight * format`` (``rollout_terms``), plus
+        ``structure_weight * structure`` when ``structure_weight > 0`` (then ``structure``, ``(B_local,)``,
+        is required and becomes a third column). With a ``holistic_metric`` (``blend``) and the rows'
+        ``segment_references``, also ``H + c`` (``holistic_scores``; ``R`` where the whole reference
+        cannot be scored).
+
+        Raises:
+            ValueError: ``structure_weight > 0`` without ``structure``.
         """
         device = self.accelerator.device
         terms = self.args.format_weight * fmt
+        cols = [scores.mean_reward(), fmt]
+        if self.args.structure_weight > 0:
+            if structure is None:
+                raise ValueError("structure_weight > 0 needs the structure scores (score_structured)")
+            terms = terms + self.args.structure_weight * structure
+            cols.append(structure)
         local_R = scores.mean_reward() + terms
-        columns = self.accelerator.gather(torch.stack([scores.mean_reward(), fmt], dim=1).to(device))
+        columns = self.accelerator.gather(torch.stack(cols, dim=1).to(device))
         holistic = self.accelerator.gather(local_R.to(device))
         holistic_scores = None
         if self.holistic_metric is not None and segment_references is not None:

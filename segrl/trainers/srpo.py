@@ -33,7 +33,11 @@ Every choice we had to make:
    arm"). The structure is not rewarded: it is taught by the warm start (choice 13) and asked for
    by the instruction; ``srpo/structure_score/mean`` logs
    :func:`segrl.rewards.srpo_format.structure_score` as a diagnostic only. (Before issue 16 the
-   format term was ``0.5 * label format + 0.5 * structure``, a reward change.)
+   format term was ``0.5 * label format + 0.5 * structure``, a reward change.) A structure
+   incentive is possible only as a term of every arm's reward: ``structure_weight`` (a
+   :class:`~segrl.trainers.config.SegmentGRPOConfig` field, so ``grpo`` reads it too) adds
+   ``structure_weight * structure`` to R and scores ``grpo``'s answer lines on the blanked text as
+   well, so both arms get the same reward on the same completion.
 4. **Roles.** *Perception*: tokens of the perception block's content (tags excluded).
    *Reasoning*: tokens of the reasoning block's content and, with ``srpo_answer_role="reasoning"``
    (default), the answer lines (label and text): the final answer is the end of the reasoning
@@ -116,7 +120,7 @@ import torch
 from trl.models.utils import disable_gradient_checkpointing
 
 from segrl.prompts import add_structure_instruction
-from segrl.rewards.srpo_format import Block, Structure, blank_blocks, parse_structure, structure_score
+from segrl.rewards.srpo_format import Block, Structure
 from segrl.trainers.config import SegmentGRPOConfig
 from segrl.trainers.registry import ALGORITHMS, AlgorithmSpec
 from segrl.trainers.segment_grpo import ScoredBatch, SegmentGRPOTrainer, policy_inputs
@@ -475,19 +479,13 @@ class SRPOTrainer(SegmentGRPOTrainer):
 
     def score_batch(self, inputs, texts, completion_ids) -> SRPOScoredBatch:
         """Score the answer lines on the blanked text (choice 2) with exactly the underlying algorithm's
-        reward (choice 3; the structure score is kept for logging only); the batch keeps the texts as
+        reward (choice 3; the structure score is rewarded only with ``structure_weight > 0``, as for every
+        arm, else kept for logging); the batch keeps the texts as
         generated (same character positions)."""
         with self.profile(self._mode(), "timing/segment_scoring_s"), self.reward_failure_dump(inputs, texts):
-            structures = [parse_structure(t) for t in texts]
-            blanked = [blank_blocks(t, st) for t, st in zip(texts, structures)]
-            scores, label_format = self.score_texts(inputs, blanked)
-            structure = torch.tensor(
-                [structure_score(st, [s.start for s in p.segments if s.present])
-                 for st, p in zip(structures, scores.parsed)],
-                dtype=torch.float32,
-            )
+            structures, scores, label_format, structure = self.score_structured(inputs, texts)
             base = self.gathered(texts, completion_ids, scores, label_format,
-                                 [x["segment_references"] for x in inputs])
+                                 [x["segment_references"] for x in inputs], structure=structure)
         return SRPOScoredBatch(**{f.name: getattr(base, f.name) for f in fields(ScoredBatch)},
                                structures=structures, structure_score=structure)
 
