@@ -258,14 +258,20 @@ SRPO_SEEDS ?= 0 1 2 3 4
 SRPO_ALGOS ?= grpo srpo
 SRPO_CONFIG := configs/srpo_table1_cpu.yaml
 SRPO_START := models/tiny-table1-k4-srpo-sft
-SRPO_RUNS := runs/srpo/docci-k4
+# Both arms' reward carries SRPO's structure score with this weight (train.structure_weight: the same term for
+# grpo and srpo, so the reward does not differ between arms); without it (0) the structure the weights need
+# collapsed during RL (95 % -> 17 % of rollouts, results/srpo/docci-k4). The 0-weight comparison:
+# `make reproduce-srpo SRPO_STRUCTURE_WEIGHT=0 SRPO_RUNS=runs/srpo/docci-k4`.
+SRPO_STRUCTURE_WEIGHT ?= 0.5
+SRPO_RUNS ?= runs/srpo/docci-k4-structure
+SRPO_OUT = results/srpo/$(notdir $(SRPO_RUNS))
 SRPO_L := 192
 SRPO_EVIDENCE_WORDS := 4
 # $(call srpo_cells,ALGOS): the sweep lines; grpo runs with Table 1's config (it knows no srpo_* keys).
 define srpo_cells
 for seed in $(SRPO_SEEDS); do for algo in $(1); do \
   case $$algo in *srpo) cfg=$(SRPO_CONFIG);; *) cfg=$(TABLE1_CONFIG);; esac; \
-  echo "$(SRPO_RUNS)/$$algo/seed$$seed|docci|--data data/table1-k4 --max-new-tokens $(SRPO_L) --config $(TABLE1_CONFIG)|--config $$cfg --set data.path=data/table1-k4 --set train.max_completion_length=$(SRPO_L) --model $(SRPO_START) --algo $$algo --seed $$seed"; \
+  echo "$(SRPO_RUNS)/$$algo/seed$$seed|docci|--data data/table1-k4 --max-new-tokens $(SRPO_L) --config $(TABLE1_CONFIG)|--config $$cfg --set data.path=data/table1-k4 --set train.max_completion_length=$(SRPO_L) --set train.structure_weight=$(SRPO_STRUCTURE_WEIGHT) --model $(SRPO_START) --algo $$algo --seed $$seed"; \
 done; done
 endef
 reproduce-srpo: TABLE1_K := 4
@@ -278,9 +284,9 @@ reproduce-srpo: table1-inputs
 	test -f $(SRPO_RUNS)/sft/eval/metrics.json || $(SEGRL) eval docci --model $(SRPO_START) --data data/table1-k4 \
 	  --max-new-tokens $(SRPO_L) --config $(TABLE1_CONFIG) --out $(SRPO_RUNS)/sft/eval
 	($(call srpo_cells,$(SRPO_ALGOS))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
-	$(SEGRL) report srpo_docci
-	$(PY) -m segrl.eval.srpo_testbed structure $(SRPO_RUNS) --start $(SRPO_RUNS)/sft/eval --out results/srpo/structure
-	mkdir -p results/srpo && cp $(SRPO_RUNS)/sft/check-sight.json results/srpo/sight.json
+	$(SEGRL) report srpo_docci $(SRPO_RUNS) --out $(SRPO_OUT)
+	$(PY) -m segrl.eval.srpo_testbed structure $(SRPO_RUNS) --start $(SRPO_RUNS)/sft/eval --out $(SRPO_OUT)/structure
+	mkdir -p $(SRPO_OUT) && cp $(SRPO_RUNS)/sft/check-sight.json $(SRPO_OUT)/sight.json
 
 clean:
 	rm -rf data models runs stale-runs
