@@ -48,6 +48,23 @@ def test_candidates_replace_one_segment_only():
     assert _candidates(rows, 0, 1, 3, random.Random(0)) is None  # only 2 other values exist
 
 
+def test_typed_segments_draw_distractors_from_the_same_template():
+    """Charts: a "count" answer's distractors are other counts (at any position), never "Chart 2" or "up"."""
+    def row(templates, answers):
+        return {"segment_labels": [f"Answer {j + 1}" for j in range(len(answers))],
+                "segment_references": [[a] for a in answers], "meta": json.dumps({"templates": templates})}
+
+    rows = [row(["count", "highest"], ["2", "Chart 1"]), row(["trend", "count"], ["up", "3"]),
+            row(["highest", "trend"], ["Chart 2", "down"]), row(["count", "count"], ["1", "2"])]
+    cands = _candidates(rows, 0, 0, 3, random.Random(0))
+    assert sorted(c.split("\n")[0] for c in cands[1:]) == ["Answer 1: 1", "Answer 1: 3"]  # only 2 other counts
+    assert all(c.split("\n")[1] == "Answer 2: Chart 1" for c in cands)
+    trend = _candidates(rows, 1, 0, 3, random.Random(0))
+    assert trend == ["Answer 1: up\nAnswer 2: 3", "Answer 1: down\nAnswer 2: 3"]
+    # no other value of the template: not ranked
+    assert _candidates([row(["type"], ["bar"]), row(["type"], ["bar"])], 0, 0, 3, random.Random(0)) is None
+
+
 def test_blank_like_is_uniform_grey_of_same_size():
     im = blank_like(Image.new("RGB", (30, 20), (1, 2, 3)))
     assert im.size == (30, 20) and set(im.getdata()) == {BLANK_RGB}
@@ -65,6 +82,13 @@ def test_pool_groups_pairs_images_panels_or_whole():
     assert p1 == [0, 1, 4, 5, 8, 9, 12, 13] and p2 == [2, 3, 6, 7, 10, 11, 14, 15]
     charts = {"images": [im, im, im], "segment_references": [["17"], ["yes"]], "meta": "{}"}
     assert _pool_groups(charts, 16, 4) == [([0, 1, 2], None, "17 yes")]
+    # per-image descriptions win over every other pairing (charts: 2 charts, 2 questions not about chart k)
+    described = {"images": [im, im], "segment_references": [["Chart 2"], ["up"]],
+                 "meta": json.dumps({"image_descriptions": ["bar 2 red blue", "line 1 green"]})}
+    assert _pool_groups(described, 16, 4) == [([0], None, "bar 2 red blue"), ([1], None, "line 1 green")]
+    # a description list of the wrong length is not used
+    wrong = {**described, "meta": json.dumps({"image_descriptions": ["bar 2 red blue"]})}
+    assert _pool_groups(wrong, 16, 4) == [([0], None, "Chart 2"), ([1], None, "up")]
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,8 @@ Row (schema in :mod:`segrl.tasks.base`; the prompt is :func:`segrl.tasks.multich
   ``questions_per_answer``, ``seed``, ``index``, ``chart_side``, ``ylim``, ``charts`` (per
   chart: ``type``, ``series``, ``colours``, ``x`` labels, ``values`` {series: [y, ...]}),
   ``templates`` / ``answer_types`` / ``segment_charts`` (per segment; ``segment_charts`` is the
-  chart index, None for ``highest`` / ``lowest``), ``pool_size``, ``n_images``, ``n_segments``.
+  chart index, None for ``highest`` / ``lowest``), ``pool_size``, ``n_images``, ``n_segments``,
+  ``image_descriptions`` (per chart, :func:`describe_chart`: what the alignment stage trains on).
 
 Split: ``count`` groups (ids) split by :func:`segrl.tasks.multichart.split_groups` with ``seed``
 (before any group is skipped, so the held-out groups are the same for every K); the test split
@@ -543,6 +544,15 @@ def make_group(tables: dict[str, Table | BadItem], seed: int, index: int) -> tup
     return table, charts, ylim, order_pool(question_pool(table, charts, ylim, rng), rng)
 
 
+def describe_chart(chart: ChartSpec) -> str:
+    """The words that describe one chart's pixels, for the vision-alignment stage
+    (:func:`segrl.trainers.sft.align_vision`, ``meta.image_descriptions``): its type, its number of
+    series and their colours, in the answers' own words, e.g. ``"bar 2 red blue"``. Only what a
+    56-px rendering shows without reading text (module docstring: the templates a tiny policy can
+    learn); the answers alone (``Chart 2``, ``up``, ``C``) say too little about each image to align on."""
+    return " ".join([chart.type, str(len(chart.series)), *chart.colours])
+
+
 def _row(seed: int, index: int, table: Table, charts: list[ChartSpec], ylim, pool: list[Question], K: int,
          side: int) -> dict:
     chosen = pool[:K]
@@ -566,6 +576,7 @@ def _row(seed: int, index: int, table: Table, charts: list[ChartSpec], ylim, poo
             questions_per_answer=K, seed=seed, index=index, chart_side=side, ylim=list(ylim), charts=charts_meta,
             templates=[q.template for q in chosen], answer_types=[q.type for q in chosen],
             segment_charts=[q.chart for q in chosen], pool_size=len(pool), n_images=len(charts), n_segments=K,
+            image_descriptions=[describe_chart(c) for c in charts],
         ),
     }
 

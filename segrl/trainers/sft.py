@@ -53,6 +53,9 @@ def _pool_groups(row: dict, n_tokens: int, grid: int) -> list[tuple[list[int], l
 
     Returns ``[(image indices, patch indices or None = all, target text), ...]``:
 
+    * ``meta.image_descriptions`` with one text per image: image ``k`` ↔ its description (charts:
+      the chart's type, series count and colours, :func:`segrl.tasks.chartgen.describe_chart`;
+      a task whose answers say little about each image describes its images this way);
     * as many images as segments: image ``k`` ↔ segment ``k`` (multi-image prompts, the probe);
     * one image and ``meta.panel_boxes`` with one box per segment: the patches whose centres
       fall in box ``k`` (scaled from the image's pixel size to the ``grid × grid`` patch grid;
@@ -63,14 +66,18 @@ def _pool_groups(row: dict, n_tokens: int, grid: int) -> list[tuple[list[int], l
 
     images = row["images"]
     refs = [r[0] for r in row["segment_references"] if r]
+    meta = {}
+    if row.get("meta"):
+        try:
+            meta = json.loads(row["meta"]) or {}
+        except (TypeError, ValueError):
+            meta = {}
+    descriptions = meta.get("image_descriptions") if isinstance(meta, dict) else None
+    if isinstance(descriptions, list) and len(descriptions) == len(images) > 0:
+        return [([k], None, str(d)) for k, d in enumerate(descriptions)]
     if len(images) == len(refs) > 0:
         return [([k], None, refs[k]) for k in range(len(refs))]
-    boxes = None
-    if len(images) == 1 and row.get("meta"):
-        try:
-            boxes = json.loads(row["meta"]).get("panel_boxes")
-        except (TypeError, ValueError, AttributeError):
-            boxes = None
+    boxes = meta.get("panel_boxes") if len(images) == 1 and isinstance(meta, dict) else None
     if boxes and len(boxes) == len(refs):
         w, h = images[0].size
         centres = [((t % grid + 0.5) * w / grid, (t // grid + 0.5) * h / grid) for t in range(n_tokens)]

@@ -204,6 +204,9 @@ def test_rows_follow_the_schema(built):
             assert blocks[-1]["text"].endswith(format_instruction(labels))
             assert set(meta["templates"]) <= set(TEMPLATES) and meta["n_segments"] == 4
             assert meta["source"] == f"{PACKAGES[meta['table']]}:{meta['table']}"
+            # one alignment description per chart: its type, series count and colours, as drawn
+            assert meta["image_descriptions"] == [" ".join([c["type"], str(len(c["series"])), *c["colours"]])
+                                                  for c in meta["charts"]]
             checked += _check_answers_against_meta(row, meta)
     assert checked >= 16  # of the 32 segments, those whose answer meta pins down were recomputed
 
