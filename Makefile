@@ -122,7 +122,8 @@ reproduce-table4: reproduce-table1
 # Table 2 (CPU preset, configs/table2_cpu.yaml): multi-chart long-form QA, K questions per answer, on the
 # controlled chart variant (task charts: 2-3 chart images rendered from real packaged tables, exact answers),
 # each run also evaluated greedily on the real MultiChartQA sample built with the same K (TABLE2_REAL_K).
-# One tiny model + SFT warm start per K shared by every algorithm and seed. Resumable, JOBS at a time.
+# One tiny model + SFT warm start per K shared by every algorithm and seed; 16 questions (segments) per RL step
+# at every K, as Table 1 (128 / K rollouts). Resumable, JOBS at a time.
 TABLE2_K ?= 1 2 4
 TABLE2_REAL_K ?= 1 2 4
 TABLE2_ALGOS ?= grpo sd_grpo
@@ -140,7 +141,8 @@ reproduce-table2: install
 	    --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG) --out runs/table2/k$$K/sft/eval; \
 	done
 	for K in $(TABLE2_K); do for seed in $(TABLE2_SEEDS); do for algo in $(TABLE2_ALGOS); do L=$$((12 * K + 8)); \
-	  echo "runs/table2/k$$K/$$algo/seed$$seed|charts|--data data/table2-k$$K --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG)|--config $(TABLE2_CONFIG) --set data.path=data/table2-k$$K --set train.max_completion_length=$$L --model models/tiny-table2-k$$K-sft --algo $$algo --seed $$seed"; \
+	  B=$$((8 * $(TABLE1_PANELS_PER_STEP) / K)); \
+	  echo "runs/table2/k$$K/$$algo/seed$$seed|charts|--data data/table2-k$$K --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG)|--config $(TABLE2_CONFIG) --set data.path=data/table2-k$$K --set train.max_completion_length=$$L --set train.per_device_train_batch_size=$$B --model models/tiny-table2-k$$K-sft --algo $$algo --seed $$seed"; \
 	done; done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	for K in $(TABLE2_REAL_K); do real=data/multichart-k$$K; \
 	  test -d $$real || $(SEGRL) build-data multichart --questions-per-answer $$K --out $$real; \
