@@ -112,8 +112,8 @@ reproduce-table1: table1-inputs
 	  | tee results/table1/identity_k1.txt;; esac
 
 # Table 4: SD-GRPO inside Dr. GRPO (sd_dr_grpo vs dr_grpo, beside sd_grpo vs grpo) on Table 1's inputs
-# and settings (same SFT starts, seeds and reward) at K = TABLE4_K (2: the budget; 1 is an identity check,
-# 4 the larger setting); runs Table 1 first (resumably).
+# and settings (same SFT starts, seeds, reward and panels per step) at K = TABLE4_K (4: where Table 1's effect is;
+# 1 is an identity check); runs Table 1 first (resumably).
 TABLE4_K ?= 4
 reproduce-table4: reproduce-table1
 	($(call table1_cells,dr_grpo sd_dr_grpo,$(TABLE4_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
