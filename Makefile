@@ -118,6 +118,8 @@ TABLE4_K ?= 4
 reproduce-table4: reproduce-table1
 	($(call table1_cells,dr_grpo sd_dr_grpo,$(TABLE4_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report table4
+	# the four arms at TABLE4_K as a sweep table: runs.csv, learning curves, sample efficiency
+	$(SEGRL) report table1 $(foreach K,$(TABLE4_K),runs/table1/k$(K)) --out results/table4/sweep
 
 # Table 2 (CPU preset, configs/table2_cpu.yaml): multi-chart long-form QA, K questions per answer, on the
 # controlled chart variant (task charts: 2-3 chart images rendered from real packaged tables, exact answers),
