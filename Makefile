@@ -159,6 +159,7 @@ reproduce-table2: install
 # images, captions relative to earlier panels; K = 2 fits the 90-minute budget on this loaded 2-core machine,
 # TABLE3_K=4 is the larger setting), alpha in {0 (SD-GRPO), 0.5, 1 (GRPO on the holistic reward)}
 # x 5 seeds from one SFT start; each run is also scored with BERTScore (per segment and whole answer).
+# 16 panels per RL step at every K, as Table 1 (TABLE1_PANELS_PER_STEP: 128 / K rollouts).
 # Resumable, JOBS at a time, as Table 1.
 TABLE3_K ?= 2
 TABLE3_ALPHAS ?= 0 0.5 1
@@ -177,7 +178,7 @@ reproduce-table3: install
 	test -f runs/table3/sft/eval/metrics.json || $(SEGRL) eval docci --model $$model-sft $$evalargs \
 	  --out runs/table3/sft/eval; \
 	for seed in $(TABLE3_SEEDS); do for alpha in $(TABLE3_ALPHAS); do \
-	  echo "runs/table3/alpha$$alpha/seed$$seed|docci|$$evalargs|--config $(TABLE3_CONFIG) --set data.path=$$data --set train.alpha=$$alpha --set train.max_completion_length=$$L --model $$model-sft --algo blend --seed $$seed"; \
+	  echo "runs/table3/alpha$$alpha/seed$$seed|docci|$$evalargs|--config $(TABLE3_CONFIG) --set data.path=$$data --set train.alpha=$$alpha --set train.max_completion_length=$$L --set train.per_device_train_batch_size=$$((8 * $(TABLE1_PANELS_PER_STEP) / K)) --model $$model-sft --algo blend --seed $$seed"; \
 	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report table3
 
