@@ -250,43 +250,47 @@ reproduce-sapo: table1-inputs
 	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report sapo_docci
 
-# SRPO (issue 16, CPU preset): srpo vs grpo on Table 1's docci testbed at K = 4 (data/table1-k4: 4 separate
+# SRPO (issue 16, CPU preset): srpo vs grpo on Table 1's docci testbed at K = SRPO_K (data/table1-k$K: K separate
 # 56-px panels, sight gate PASS), 5 paired seeds. Both arms start from ONE structured warm start
 # (`segrl warm-start --structure srpo` from the untrained tiny model: references "<perception>evidence
 # </perception><reasoning>In order.</reasoning>" + the answer lines), gated by the sight gate on structured
-# candidates, and use Table 1's RL settings unchanged (configs/table1_cpu.yaml, tuned on GRPO) and the same
-# reward (segment CIDEr-D + 0.5 format; the structure is not rewarded); configs/srpo_table1_cpu.yaml adds only
-# SRPO's knobs and the longer completions. The structure rates (training logs and eval completions) go to
-# results/srpo/structure.{md,json}. The old multichart comparison is dropped (the tiny model fails the sight
-# gate on the real charts, results/demo/sight.json). Resumable (scripts/sweep.sh); results/srpo/NOTES.md.
+# candidates, and use Table 1's RL settings unchanged (configs/table1_cpu.yaml, tuned on GRPO; 16 panels per
+# step, TABLE1_PANELS_PER_STEP) and the same reward (segment CIDEr-D + 0.5 format + SRPO_STRUCTURE_WEIGHT x the
+# structure score, for both arms); configs/srpo_table1_cpu.yaml adds only SRPO's knobs and the longer
+# completions. K = 2 since v3: at K = 4 GRPO fell below the structured start (results/srpo/NOTES.md);
+# `SRPO_K=4 SRPO_RUNS=runs/srpo/docci-k4-structure` is v2. The structure rates (training logs and eval
+# completions) go to results/srpo/<runs>/structure.{md,json}. Resumable (scripts/sweep.sh); results/srpo/NOTES.md.
 SRPO_SEEDS ?= 0 1 2 3 4
 SRPO_ALGOS ?= grpo srpo
 SRPO_CONFIG := configs/srpo_table1_cpu.yaml
-SRPO_START := models/tiny-table1-k4-srpo-sft
+SRPO_K ?= 2
+SRPO_START = models/tiny-table1-k$(SRPO_K)-srpo-sft
 # Both arms' reward carries SRPO's structure score with this weight (train.structure_weight: the same term for
 # grpo and srpo, so the reward does not differ between arms); without it (0) the structure the weights need
 # collapsed during RL (95 % -> 17 % of rollouts, results/srpo/docci-k4). The 0-weight comparison:
-# `make reproduce-srpo SRPO_STRUCTURE_WEIGHT=0 SRPO_RUNS=runs/srpo/docci-k4`.
+# `make reproduce-srpo SRPO_K=4 SRPO_STRUCTURE_WEIGHT=0 SRPO_RUNS=runs/srpo/docci-k4`.
 SRPO_STRUCTURE_WEIGHT ?= 0.5
-SRPO_RUNS ?= runs/srpo/docci-k4-structure
+SRPO_RUNS ?= runs/srpo/docci-k$(SRPO_K)-structure
 SRPO_OUT = results/srpo/$(notdir $(SRPO_RUNS))
-SRPO_L := 192
+# Table 1's 24 K + 8 tokens plus 88 for the two blocks (tags are spelt in ~1-char tokens): 192 at K = 4 as v1/v2
+SRPO_L = $(shell echo $$((24 * $(SRPO_K) + 96)))
+SRPO_B = $(shell echo $$((8 * $(TABLE1_PANELS_PER_STEP) / $(SRPO_K))))
 SRPO_EVIDENCE_WORDS := 4
 # $(call srpo_cells,ALGOS): the sweep lines; grpo runs with Table 1's config (it knows no srpo_* keys).
 define srpo_cells
 for seed in $(SRPO_SEEDS); do for algo in $(1); do \
   case $$algo in *srpo) cfg=$(SRPO_CONFIG);; *) cfg=$(TABLE1_CONFIG);; esac; \
-  echo "$(SRPO_RUNS)/$$algo/seed$$seed|docci|--data data/table1-k4 --max-new-tokens $(SRPO_L) --config $(TABLE1_CONFIG)|--config $$cfg --set data.path=data/table1-k4 --set train.max_completion_length=$(SRPO_L) --set train.structure_weight=$(SRPO_STRUCTURE_WEIGHT) --model $(SRPO_START) --algo $$algo --seed $$seed"; \
+  echo "$(SRPO_RUNS)/$$algo/seed$$seed|docci|--data data/table1-k$(SRPO_K) --max-new-tokens $(SRPO_L) --config $(TABLE1_CONFIG)|--config $$cfg --set data.path=data/table1-k$(SRPO_K) --set train.max_completion_length=$(SRPO_L) --set train.per_device_train_batch_size=$(SRPO_B) --set train.structure_weight=$(SRPO_STRUCTURE_WEIGHT) --model $(SRPO_START) --algo $$algo --seed $$seed"; \
 done; done
 endef
-reproduce-srpo: TABLE1_K := 4
-reproduce-srpo: TABLE4_K := 4
+reproduce-srpo: TABLE1_K = $(SRPO_K)
+reproduce-srpo: TABLE4_K = $(SRPO_K)
 reproduce-srpo: table1-inputs
-	test -d $(SRPO_START) || $(SEGRL) warm-start --config $(SRPO_CONFIG) --structure srpo \
-	  --evidence-words $(SRPO_EVIDENCE_WORDS) --model models/tiny-table1-k4 --out $(SRPO_START)
+	test -d $(SRPO_START) || $(SEGRL) warm-start --config $(SRPO_CONFIG) --set data.path=data/table1-k$(SRPO_K) --structure srpo \
+	  --evidence-words $(SRPO_EVIDENCE_WORDS) --model models/tiny-table1-k$(SRPO_K) --out $(SRPO_START)
 	test -f $(SRPO_RUNS)/sft/check-sight.json || $(PY) -m segrl.eval.srpo_testbed sight $(SRPO_START) \
-	  data/table1-k4 --evidence-words $(SRPO_EVIDENCE_WORDS) --out $(SRPO_RUNS)/sft/check-sight.json
-	test -f $(SRPO_RUNS)/sft/eval/metrics.json || $(SEGRL) eval docci --model $(SRPO_START) --data data/table1-k4 \
+	  data/table1-k$(SRPO_K) --evidence-words $(SRPO_EVIDENCE_WORDS) --out $(SRPO_RUNS)/sft/check-sight.json
+	test -f $(SRPO_RUNS)/sft/eval/metrics.json || $(SEGRL) eval docci --model $(SRPO_START) --data data/table1-k$(SRPO_K) \
 	  --max-new-tokens $(SRPO_L) --config $(TABLE1_CONFIG) --out $(SRPO_RUNS)/sft/eval
 	($(call srpo_cells,$(SRPO_ALGOS))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report srpo_docci $(SRPO_RUNS) --out $(SRPO_OUT)
