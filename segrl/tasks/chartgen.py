@@ -74,6 +74,14 @@ depend on ``count``, ``questions_per_answer`` or the other examples:
    of K = 2, 4, 8 for the same group. A pool of fewer than K questions is **skipped and
    counted** (never shortened: K must be exact in every row, as in ``multichart``).
 
+**One chart per question** (``chart_per_question``, ``--chart-per-question``): step 1 draws K charts (not 2
+or 3) and step 3-4 ask question k about Chart k, one of the templates a tiny policy can see
+(:data:`VISUAL_TEMPLATES`: ``type``, ``count``, and on a one-series chart ``colour`` and ``trend``),
+drawn uniformly among those chart k supports (:func:`visual_question`). So segment k reads image k,
+as a docci panel does, and the pixels and image tokens per question stay the same at every K (the
+K = 1 questions are then not those of K = 4: the groups differ). ``meta.layout`` is
+``"chart-per-question"`` (absent in the default layout).
+
 Which templates a tiny policy at 56-112 px can learn: ``type``, ``count``, ``highest`` /
 ``lowest`` and, on one-series charts, ``colour`` and ``trend`` need no text in the image;
 ``larger``, ``peak`` and multi-series ``colour`` / ``trend`` need the legend or axis labels.
@@ -122,6 +130,9 @@ COLOURS = {"red": "#d62728", "blue": "#1f77b4", "green": "#2ca02c", "orange": "#
 
 CHART_TYPES = ("line", "bar", "scatter")
 TEMPLATES = ("type", "count", "colour", "trend", "highest", "lowest", "larger", "peak")
+VISUAL_TEMPLATES = ("type", "count", "colour", "trend")
+"""The templates of the one-chart-per-question layout: answered from a chart's pixels alone (``colour`` and
+``trend`` asked only of one-series charts, where no legend is needed)."""
 TREND_MARGIN = 0.10  # fraction of the shared y span
 COMPARE_MARGIN = 0.05
 
@@ -483,6 +494,24 @@ def order_pool(pool: list[Question], rng: random.Random) -> list[Question]:
 
 
 # --- rendering ---------------------------------------------------------------------------------
+def visual_question(table: Table, chart: ChartSpec, ci: int, ylim: tuple[float, float],
+                    rng: random.Random) -> Question:
+    """One question about Chart ``ci`` that its pixels answer (the one-chart-per-question layout, module
+    docstring): a template drawn uniformly from those the chart supports among :data:`VISUAL_TEMPLATES`
+    (``type`` and ``count`` always; ``colour``, and ``trend`` when its margin is visible (time tables),
+    only on a one-series chart), with :func:`question_pool`'s wording and answer.
+
+    Args:
+        table: the group's table. chart: the chart asked about; ci: its number (Chart 1 is the first).
+        ylim: the group's shared y range (``trend`` needs a margin of its span). rng: draws the template.
+    """
+    pool = [q for q in question_pool(table, [chart], ylim, random.Random(0))
+            if q.template in VISUAL_TEMPLATES and (q.template in ("type", "count") or len(chart.series) == 1)]
+    by_template = {q.template: q for q in pool}
+    q = by_template[rng.choice([t for t in VISUAL_TEMPLATES if t in by_template])]
+    return Question(q.template, q.text.replace("Chart 1", f"Chart {ci}"), q.answer, q.type, ci)
+
+
 def render_chart(table: Table, chart: ChartSpec, ylim: tuple[float, float], side: int) -> Image.Image:
     """Draw one chart as a ``side`` x ``side`` RGB image (matplotlib Agg, no pyplot state).
 
@@ -525,12 +554,15 @@ def render_chart(table: Table, chart: ChartSpec, ylim: tuple[float, float], side
 
 
 # --- dataset ----------------------------------------------------------------------------------
-def make_group(tables: dict[str, Table | BadItem], seed: int, index: int) -> tuple[Table, list[ChartSpec], tuple, list]:
+def make_group(tables: dict[str, Table | BadItem], seed: int, index: int,
+               chart_per_question: int | None = None) -> tuple[Table, list[ChartSpec], tuple, list]:
     """Example ``index``'s table, charts, shared y range and ordered question pool (steps 1-4).
 
     Args:
         tables: the chosen tables by name; a malformed one is given as its :class:`BadItem`
             (so it is still drawn, and the other groups stay what they are without the fault).
+        chart_per_question: K for the one-chart-per-question layout (K charts, question k about Chart k,
+            :func:`visual_question`); None: the default layout (2-3 charts, the whole pool).
 
     Raises:
         BadItem: the group drew a malformed table, or its windows leave no complete series.
@@ -539,6 +571,10 @@ def make_group(tables: dict[str, Table | BadItem], seed: int, index: int) -> tup
     table = tables[rng.choice(sorted(tables))]
     if isinstance(table, BadItem):
         raise table
+    if chart_per_question:
+        charts = sample_group(table, rng, chart_per_question)
+        ylim = y_limits(table, charts)
+        return table, charts, ylim, [visual_question(table, c, ci, ylim, rng) for ci, c in enumerate(charts, 1)]
     charts = sample_group(table, rng, rng.choice((2, 3)))
     ylim = y_limits(table, charts)
     return table, charts, ylim, order_pool(question_pool(table, charts, ylim, rng), rng)
@@ -554,7 +590,7 @@ def describe_chart(chart: ChartSpec) -> str:
 
 
 def _row(seed: int, index: int, table: Table, charts: list[ChartSpec], ylim, pool: list[Question], K: int,
-         side: int) -> dict:
+         side: int, chart_per_question: bool = False) -> dict:
     chosen = pool[:K]
     labels = [f"Answer {k}" for k in range(1, K + 1)]
     answers = [q.answer for q in chosen]
@@ -577,6 +613,7 @@ def _row(seed: int, index: int, table: Table, charts: list[ChartSpec], ylim, poo
             templates=[q.template for q in chosen], answer_types=[q.type for q in chosen],
             segment_charts=[q.chart for q in chosen], pool_size=len(pool), n_images=len(charts), n_segments=K,
             image_descriptions=[describe_chart(c) for c in charts],
+            **({"layout": "chart-per-question"} if chart_per_question else {}),
         ),
     }
 
@@ -591,6 +628,7 @@ def build(
     seed: int = 0,
     test_fraction: float = 0.2,
     tables: list[str] | tuple[str, ...] | None = None,
+    chart_per_question: bool = False,
     stats: dict | None = None,
     strict: bool = False,
     max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
@@ -606,6 +644,7 @@ def build(
         seed: drawing and split seed.
         test_fraction: fraction of groups held out for ``test``.
         tables: names from :data:`TABLES` (default: all).
+        chart_per_question: K charts per example, question k about Chart k (module docstring).
         stats: if given, filled with ``groups``, ``groups_skipped``, ``examples``, ``segments``,
             ``train_examples``, ``test_examples`` and ``templates`` (segments per template).
         strict: a malformed table raises its :class:`~segrl.tasks.build_log.BadItem` at once.
@@ -655,7 +694,7 @@ def build(
         for rid in members:
             log.count()
             try:
-                table, charts, ylim, pool = make_group(loaded, seed, ids[rid])
+                table, charts, ylim, pool = make_group(loaded, seed, ids[rid], K if chart_per_question else None)
             except BadItem as e:
                 log.skip(e, group=rid)
                 continue
@@ -664,7 +703,7 @@ def build(
                             item=f"group {rid}")
                 counts["groups_skipped"] += 1
                 continue
-            rows.append(_row(seed, ids[rid], table, charts, ylim, pool, K, side))
+            rows.append(_row(seed, ids[rid], table, charts, ylim, pool, K, side, chart_per_question))
             for q in pool[:K]:
                 counts["templates"][q.template] = counts["templates"].get(q.template, 0) + 1
         splits[split] = rows
@@ -699,6 +738,9 @@ class ChartsOptions(BuildOptions):
     chart_side: int = field(default=112, metadata={"help": "Side of each rendered chart in pixels."})
     tables: tuple[str, ...] | None = field(default=None, metadata={
         "help": "Use only this table (repeatable; default all): see segrl.tasks.chartgen.TABLES.", "flag": "--table"})
+    chart_per_question: bool = field(default=False, metadata={
+        "help": "K charts per example, question k about Chart k, a template its pixels answer (type, count, "
+                "one-series colour / trend).", "flag": "--chart-per-question"})
 
 
 def report(ds, out, options: ChartsOptions, stats: dict) -> list[str]:

@@ -20,6 +20,7 @@ from segrl.tasks.chartgen import (
     COLOURS,
     TABLES,
     TEMPLATES,
+    VISUAL_TEMPLATES,
     ChartSpec,
     Table,
     build,
@@ -27,6 +28,7 @@ from segrl.tasks.chartgen import (
     order_pool,
     question_pool,
     render_chart,
+    visual_question,
     y_limits,
 )
 
@@ -263,6 +265,40 @@ def test_build_is_deterministic(built, tmp_path):
     assert all((x == y).all() for x, y in zip(a, b))
     other = build(None, tmp_path / "other", questions_per_answer=4, count=8, chart_side=64, seed=4)
     assert other["test"]["meta"] != ds["test"]["meta"]
+
+
+def test_visual_question_by_hand():
+    ylim = (0.28, 10.72)
+    # Chart 1 has two series: only type (line) and count (2) need no legend
+    seen = {visual_question(HAND, CHARTS[0], 3, ylim, random.Random(r)) for r in range(40)}
+    assert {(q.template, q.text, q.answer, q.chart) for q in seen} == {
+        ("type", "What type of chart is Chart 3: line, bar or scatter?", "line", 3),
+        ("count", "How many data series does Chart 3 show?", "2", 3)}
+    # Chart 2, one series b (6 -> 1, a fall of 5 >= 10 % of the 10.44 span): all four templates
+    seen = {visual_question(HAND, CHARTS[1], 1, ylim, random.Random(r)) for r in range(40)}
+    assert {(q.template, q.answer) for q in seen} == {("type", "bar"), ("count", "1"), ("colour", "green"),
+                                                      ("trend", "down")}
+    assert all("Chart 1" in q.text for q in seen)
+
+
+def test_chart_per_question_layout(tmp_path):
+    ds = build(None, tmp_path / "cpq", questions_per_answer=3, count=12, chart_side=48, seed=1,
+               chart_per_question=True)
+    checked = 0
+    for split in ds.values():
+        for row in split:
+            meta = json.loads(row["meta"])
+            assert meta["layout"] == "chart-per-question" and meta["n_images"] == 3 == len(row["images"])
+            assert meta["segment_charts"] == [1, 2, 3] and set(meta["templates"]) <= set(VISUAL_TEMPLATES)
+            text = row["prompt"][0]["content"][-1]["text"]
+            for k, template in enumerate(meta["templates"], 1):
+                assert f"Chart {k}" in text.split(f"Answer {k} question: ")[1].split("\n\n")[0]
+                if template in ("colour", "trend"):  # only asked where no legend is needed
+                    assert len(meta["charts"][k - 1]["series"]) == 1
+            checked += _check_answers_against_meta(row, meta)
+    assert checked == 3 * 12  # every answer recomputed from meta
+    default = build(None, tmp_path / "default", questions_per_answer=3, count=4, chart_side=48, seed=1)
+    assert "layout" not in json.loads(default["train"][0]["meta"])
 
 
 def test_skip_when_the_pool_is_too_small_and_bad_options(tmp_path):
