@@ -121,7 +121,7 @@ def summary_markdown(summary: dict) -> str:
 
     lines = ["# How often the rollouts write SRPO's structure (complete <perception> and <reasoning> blocks)", "",
              f"Training: mean of 1 − `srpo/structure_missing_frac` over the first / last {summary['window']} steps "
-             "(32 rollouts a step; SRPO runs only, GRPO does not log it). Eval: fraction of complete structures "
+             "(SRPO runs only, GRPO does not log it). Eval: fraction of complete structures "
              "in the held-out completions (greedy; sampled = T 0.7, 2 per prompt). mean [min, max] over seeds.", "",
              "| arm | seeds | train, first steps | train, last steps | eval greedy | eval sampled |",
              "|---|---|---|---|---|---|"]
