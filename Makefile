@@ -122,18 +122,23 @@ reproduce-table4: reproduce-table1
 	$(SEGRL) report table1 $(foreach K,$(TABLE4_K),runs/table1/k$(K)) --out results/table4/sweep
 
 # Table 2 (CPU preset, configs/table2_cpu.yaml): multi-chart long-form QA, K questions per answer, on the
-# controlled chart variant (task charts: 2-3 chart images rendered from real packaged tables, exact answers),
-# each run also evaluated greedily on the real MultiChartQA sample built with the same K (TABLE2_REAL_K).
+# controlled chart variant (task charts: charts rendered from real packaged tables, exact answers), each run
+# also evaluated greedily on the real MultiChartQA sample built with the same K (TABLE2_REAL_K).
+# TABLE2_LAYOUT: since v3 one chart per question (K charts, question k about Chart k, a template its pixels
+# answer: the 2-3-chart layout's starts were blind, results/table2/NOTES.md); empty = that layout (v2), whose
+# data and models are named table2-k$K (v3: table2-cpq-k$K).
 # One tiny model + SFT warm start per K shared by every algorithm and seed; 16 questions (segments) per RL step
 # at every K, as Table 1 (128 / K rollouts). Resumable, JOBS at a time.
+TABLE2_LAYOUT ?= --chart-per-question
+TABLE2_NAME = $(if $(TABLE2_LAYOUT),table2-cpq,table2)
 TABLE2_K ?= 1 2 4
 TABLE2_REAL_K ?= 1 2 4
 TABLE2_ALGOS ?= grpo sd_grpo
 TABLE2_SEEDS ?= 0 1 2 3 4
 TABLE2_CONFIG := configs/table2_cpu.yaml
 reproduce-table2: install
-	for K in $(TABLE2_K); do L=$$((12 * K + 8)); data=data/table2-k$$K; model=models/tiny-table2-k$$K; \
-	  test -d $$data || $(SEGRL) build-data charts --questions-per-answer $$K --out $$data; \
+	for K in $(TABLE2_K); do L=$$((12 * K + 8)); data=data/$(TABLE2_NAME)-k$$K; model=models/tiny-$(TABLE2_NAME)-k$$K; \
+	  test -d $$data || $(SEGRL) build-data charts $(TABLE2_LAYOUT) --questions-per-answer $$K --out $$data; \
 	  test -d $$model || $(SEGRL) make-tiny-model --data $$data --out $$model; \
 	  test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE2_CONFIG) --set data.path=$$data \
 	    --model $$model --out $$model-sft; \
@@ -144,7 +149,7 @@ reproduce-table2: install
 	done
 	for K in $(TABLE2_K); do for seed in $(TABLE2_SEEDS); do for algo in $(TABLE2_ALGOS); do L=$$((12 * K + 8)); \
 	  B=$$((8 * $(TABLE1_PANELS_PER_STEP) / K)); \
-	  echo "runs/table2/k$$K/$$algo/seed$$seed|charts|--data data/table2-k$$K --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG)|--config $(TABLE2_CONFIG) --set data.path=data/table2-k$$K --set train.max_completion_length=$$L --set train.per_device_train_batch_size=$$B --model models/tiny-table2-k$$K-sft --algo $$algo --seed $$seed"; \
+	  echo "runs/table2/k$$K/$$algo/seed$$seed|charts|--data data/$(TABLE2_NAME)-k$$K --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG)|--config $(TABLE2_CONFIG) --set data.path=data/$(TABLE2_NAME)-k$$K --set train.max_completion_length=$$L --set train.per_device_train_batch_size=$$B --model models/tiny-$(TABLE2_NAME)-k$$K-sft --algo $$algo --seed $$seed"; \
 	done; done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	for K in $(TABLE2_REAL_K); do real=data/multichart-k$$K; \
 	  test -d $$real || $(SEGRL) build-data multichart --questions-per-answer $$K --out $$real; \
