@@ -493,7 +493,6 @@ def order_pool(pool: list[Question], rng: random.Random) -> list[Question]:
     return out
 
 
-# --- rendering ---------------------------------------------------------------------------------
 def visual_question(table: Table, chart: ChartSpec, ci: int, ylim: tuple[float, float],
                     rng: random.Random) -> Question:
     """One question about Chart ``ci`` that its pixels answer (the one-chart-per-question layout, module
@@ -512,6 +511,7 @@ def visual_question(table: Table, chart: ChartSpec, ci: int, ylim: tuple[float, 
     return Question(q.template, q.text.replace("Chart 1", f"Chart {ci}"), q.answer, q.type, ci)
 
 
+# --- rendering ---------------------------------------------------------------------------------
 def render_chart(table: Table, chart: ChartSpec, ylim: tuple[float, float], side: int) -> Image.Image:
     """Draw one chart as a ``side`` x ``side`` RGB image (matplotlib Agg, no pyplot state).
 
