@@ -21,7 +21,7 @@ endef
 
 .PHONY: install test test-slow test-faults demo lint clean golden-update \
 	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-drseg table1-inputs \
-	reproduce-sapo reproduce-srpo docci-k4-inputs multichart-inputs multichart-baselines
+	reproduce-sapo reproduce-sapo-charts table2-inputs reproduce-srpo docci-k4-inputs multichart-inputs multichart-baselines
 
 # Regenerate the golden trajectory's reference (tests/golden/reference.json). Only when a change is
 # meant to move the numbers; say why in the commit.
@@ -126,19 +126,31 @@ reproduce-table4: reproduce-table1
 # also evaluated greedily on the real MultiChartQA sample built with the same K (TABLE2_REAL_K).
 # TABLE2_LAYOUT: since v3 one chart per question (K charts, question k about Chart k, a template its pixels
 # answer: the 2-3-chart layout's starts were blind, results/table2/NOTES.md); empty = that layout (v2), whose
-# data and models are named table2-k$K (v3: table2-cpq-k$K).
+# data and models are named table2-k$K. v4: TABLE2_QUESTIONS chart questions at every K (TABLE2_QUESTIONS / K
+# chart groups, 80 % for training: v3's 400 groups at every K let the K = 1 and 2 starts memorise their training
+# charts) and the config's shorter SFT (a start with headroom); v3's data and starts are at commit a15fdf5.
 # One tiny model + SFT warm start per K shared by every algorithm and seed; 16 questions (segments) per RL step
 # at every K, as Table 1 (128 / K rollouts). Resumable, JOBS at a time.
 TABLE2_LAYOUT ?= --chart-per-question
-TABLE2_NAME = $(if $(TABLE2_LAYOUT),table2-cpq,table2)
+TABLE2_NAME = $(if $(TABLE2_LAYOUT),table2-v4,table2)
+TABLE2_QUESTIONS ?= 1600
 TABLE2_K ?= 1 2 4
 TABLE2_REAL_K ?= 1 2 4
 TABLE2_ALGOS ?= grpo sd_grpo
 TABLE2_SEEDS ?= 0 1 2 3 4
 TABLE2_CONFIG := configs/table2_cpu.yaml
-reproduce-table2: install
-	for K in $(TABLE2_K); do L=$$((12 * K + 8)); data=data/$(TABLE2_NAME)-k$$K; model=models/tiny-$(TABLE2_NAME)-k$$K; \
-	  test -d $$data || $(SEGRL) build-data charts $(TABLE2_LAYOUT) --questions-per-answer $$K --out $$data; \
+# $(call table2_cells,ALGOS,K_VALUES): the sweep lines (scripts/sweep.sh) of Table 2's runs.
+define table2_cells
+for K in $(2); do for seed in $(TABLE2_SEEDS); do for algo in $(1); do L=$$((12 * K + 8)); \
+  B=$$((8 * $(TABLE1_PANELS_PER_STEP) / K)); \
+  echo "runs/table2/k$$K/$$algo/seed$$seed|charts|--data data/$(TABLE2_NAME)-k$$K --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG)|--config $(TABLE2_CONFIG) --set data.path=data/$(TABLE2_NAME)-k$$K --set train.max_completion_length=$$L --set train.per_device_train_batch_size=$$B --model models/tiny-$(TABLE2_NAME)-k$$K-sft --algo $$algo --seed $$seed"; \
+done; done; done
+endef
+table2-inputs: install
+	for K in $(sort $(TABLE2_K) $(SAPO_CHARTS_K)); do L=$$((12 * K + 8)); data=data/$(TABLE2_NAME)-k$$K; \
+	  model=models/tiny-$(TABLE2_NAME)-k$$K; \
+	  test -d $$data || $(SEGRL) build-data charts $(TABLE2_LAYOUT) --questions-per-answer $$K \
+	    $(if $(TABLE2_LAYOUT),--count $$(($(TABLE2_QUESTIONS) / K))) --out $$data; \
 	  test -d $$model || $(SEGRL) make-tiny-model --data $$data --out $$model; \
 	  test -d $$model-sft || $(SEGRL) warm-start --config $(TABLE2_CONFIG) --set data.path=$$data \
 	    --model $$model --out $$model-sft; \
@@ -147,10 +159,8 @@ reproduce-table2: install
 	  test -f runs/table2/k$$K/sft/eval/metrics.json || $(SEGRL) eval charts --model $$model-sft --data $$data \
 	    --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG) --out runs/table2/k$$K/sft/eval; \
 	done
-	for K in $(TABLE2_K); do for seed in $(TABLE2_SEEDS); do for algo in $(TABLE2_ALGOS); do L=$$((12 * K + 8)); \
-	  B=$$((8 * $(TABLE1_PANELS_PER_STEP) / K)); \
-	  echo "runs/table2/k$$K/$$algo/seed$$seed|charts|--data data/$(TABLE2_NAME)-k$$K --max-new-tokens $$L --max-image-side 112 --config $(TABLE2_CONFIG)|--config $(TABLE2_CONFIG) --set data.path=data/$(TABLE2_NAME)-k$$K --set train.max_completion_length=$$L --set train.per_device_train_batch_size=$$B --model models/tiny-$(TABLE2_NAME)-k$$K-sft --algo $$algo --seed $$seed"; \
-	done; done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
+reproduce-table2: table2-inputs
+	($(call table2_cells,$(TABLE2_ALGOS),$(TABLE2_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	for K in $(TABLE2_REAL_K); do real=data/multichart-k$$K; \
 	  test -d $$real || $(SEGRL) build-data multichart --questions-per-answer $$K --out $$real; \
 	  for seed in $(TABLE2_SEEDS); do for algo in $(TABLE2_ALGOS); do run=runs/table2/k$$K/$$algo/seed$$seed; \
@@ -254,6 +264,22 @@ reproduce-sapo: table1-inputs
 	  echo "runs/sapo/docci-k4/sapo-$$seg/seed$$seed|docci|--data data/table1-k4 --max-new-tokens 104 --config $(SAPO_CONFIG)|--config $(SAPO_CONFIG) --set train.segmentation=$$seg --seed $$seed"; \
 	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(SEGRL) report sapo_docci
+
+# SAPO on Table 2's chart testbed (configs/sapo_table2_cpu.yaml) at K = SAPO_CHARTS_K: sapo with entropy / task
+# segments vs Table 2's grpo / sd_grpo runs at that K (run here first, resumably: the same cells as
+# reproduce-table2), one SFT start, Table 2's settings, batch and completion length, 5 paired seeds, every arm
+# evaluated with Table 2's sampled evaluation. The controlled chart policy sees (Table 2's sight gate), which the
+# real MultiChartQA sample's did not. K is fixed at 4, the K of configs/reports/sapo_charts.yaml: Table 2 v3's
+# baseline learned there (results/table2/NOTES.md). Resumable, JOBS at a time.
+SAPO_CHARTS_K := 4
+SAPO_CHARTS_CONFIG := configs/sapo_table2_cpu.yaml
+reproduce-sapo-charts: table2-inputs
+	($(call table2_cells,grpo sd_grpo,$(SAPO_CHARTS_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
+	K=$(SAPO_CHARTS_K); L=$$((12 * K + 8)); B=$$((8 * $(TABLE1_PANELS_PER_STEP) / K)); \
+	for seed in $(SAPO_SEEDS); do for seg in $(SAPO_SEGMENTATIONS); do \
+	  echo "runs/sapo/charts-k$$K/sapo-$$seg/seed$$seed|charts|--data data/$(TABLE2_NAME)-k$$K --max-new-tokens $$L --max-image-side 112 --config $(SAPO_CHARTS_CONFIG)|--config $(SAPO_CHARTS_CONFIG) --set data.path=data/$(TABLE2_NAME)-k$$K --set train.max_completion_length=$$L --set train.per_device_train_batch_size=$$B --model models/tiny-$(TABLE2_NAME)-k$$K-sft --set train.segmentation=$$seg --seed $$seed"; \
+	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
+	$(SEGRL) report sapo_charts
 
 # SRPO (issue 16, CPU preset): srpo vs grpo on Table 1's docci testbed at K = SRPO_K (data/table1-k$K: K separate
 # 56-px panels, sight gate PASS), 5 paired seeds. Both arms start from ONE structured warm start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 
@@ -20,10 +21,22 @@ def _read_json(path: Path) -> dict:
 
 
 def find_eval_dirs(paths: list[str | Path]) -> list[Path]:
-    """Every directory at or below ``paths`` holding a ``metrics.json`` (sorted)."""
+    """Every directory at or below ``paths`` holding a ``metrics.json`` (sorted).
+
+    A path with a glob pattern (``*``, ``?``, ``[``), e.g. ``runs/table2/k4/*/seed*/eval``, stands for the
+    eval directories it matches (only those: not the other evals beside them, such as ``eval-real``).
+
+    Raises:
+        FileNotFoundError: a path is not a directory, or a pattern matches no eval directory.
+    """
     found: set[Path] = set()
     for p in map(Path, paths):
-        if (p / "metrics.json").exists():
+        if any(c in str(p) for c in "*?["):
+            hits = [Path(m).parent for m in glob.glob(str(p / "metrics.json"))]
+            if not hits:
+                raise FileNotFoundError(f"no eval run matches {p} (expected directories with metrics.json)")
+            found.update(hits)
+        elif (p / "metrics.json").exists():
             found.add(p)
         elif p.is_dir():
             found.update(m.parent for m in p.rglob("metrics.json"))

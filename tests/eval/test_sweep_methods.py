@@ -1,6 +1,7 @@
 """Method-comparison tables (SAPO, SRPO, Dr. Seg): rows = experiment arm, paired gains by seed."""
 
 import pandas as pd
+import pytest
 from runs import sft_eval, trained
 
 from segrl.eval.tables import load_spec, make_table
@@ -26,3 +27,18 @@ def test_methods_table_gains_gate_and_plot(tmp_path):
     assert "(vision_reasoner − its SFT start, giou, paired per K): K=2 +0.1500 [-0.4853, 0.7853] (n=2†)" in md
     assert "Gate **failed**" in md and "**Verdict: uninformative**" in md
     assert "- giou: mean per-image IoU" in md and files["methods.png"].stat().st_size > 1000
+
+
+def test_a_glob_in_runs_takes_only_the_evals_it_names(tmp_path):
+    from runs import eval_dir
+
+    from segrl.eval.report import find_eval_dirs
+
+    root = tmp_path / "runs" / "table2" / "k4"
+    for algo in ("grpo", "sd_grpo"):
+        run = trained(root / algo / "seed0", algo, 0, 4, {"accuracy": 0.5}, task="charts")
+        eval_dir(run / "eval-real", run, "multichart", 4, {"accuracy": 0.01})  # another eval beside it
+    assert find_eval_dirs([root / "*" / "seed*" / "eval"]) == [root / "grpo/seed0/eval", root / "sd_grpo/seed0/eval"]
+    assert len(find_eval_dirs([root])) == 4  # a plain directory: every eval below it
+    with pytest.raises(FileNotFoundError, match=r"no eval run matches .*dr_grpo"):
+        find_eval_dirs([root / "dr_grpo" / "seed*" / "eval"])

@@ -81,7 +81,7 @@ def test_unpaired_and_thin_cells_are_flagged(tmp_path):
 
 def test_every_spec_loads():
     names = spec_names()
-    assert {"table1", "table2", "table3", "table4", "drseg", "sapo_docci", "sapo_multichart", "srpo_docci",
+    assert {"table1", "table2", "table3", "table4", "drseg", "sapo_docci", "sapo_multichart", "sapo_charts", "srpo_docci",
             "srpo_multichart"} <= set(names)
     for name in names:
         spec = load_spec(name)
@@ -121,14 +121,14 @@ def _presets(root):
             for s in range(2):
                 trained(root / f"runs/table1/k{K}/{algo}/seed{s}", algo, s, K,
                         {"cider_d": base + 0.01 * s, "bleu4": 0.1, "meteor": 0.1})
-    for K in (2, 8):  # table 2 (its SFT start has no training log: the credit columns stay empty)
-        sft_eval(root / f"runs/table2/k{K}/sft/eval", K, {"accuracy": 0.3}, task="charts")
+    for K in (2, 4, 8):  # table 2 (its SFT start has no training log: the credit columns stay empty)
+        sft_eval(root / f"runs/table2/k{K}/sft/eval", K, {"accuracy": 0.3, "format": 1.0}, task="charts")
         for algo in ("grpo", "sd_grpo", "dr_grpo", "sd_dr_grpo"):
             for s in range(2):
-                m = trained(root / f"runs/table2/k{K}/{algo}/seed{s}", algo, s, K, {"accuracy": 0.5 + 0.1 * s},
+                m = trained(root / f"runs/table2/k{K}/{algo}/seed{s}", algo, s, K, {"accuracy": 0.5 + 0.1 * s, "format": 1.0},
                             task="charts", log=[{"credit/misattributed_token_frac": 0.1,
                                                  "credit/corr_rollout_segment_adv": 0.7}])
-                if K == 2:
+                if K in (2, 4):  # sapo_charts' globs must skip these
                     from runs import eval_dir
 
                     eval_dir(m / "eval-real", m, "multichart", K, {"accuracy": 0.25}, n=4)
@@ -149,6 +149,9 @@ def _presets(root):
                     {"cider_d": 0.3, "bleu4": 0.1, "meteor": 0.1})
             trained(root / f"runs/{arm.split('-')[0].replace('sd_', '')}/multichart/{arm}/seed{s}", algo, s, 2,
                     {"accuracy": 0.3, "format": 0.9}, task="multichart")
+            if arm.startswith("sapo"):
+                trained(root / f"runs/sapo/charts-k4/{arm}/seed{s}", algo, s, 4, {"accuracy": 0.55, "format": 1.0},
+                        task="charts")
     for algo in ("grpo", "sd_grpo"):
         for s in range(2):
             trained(root / f"runs/baselines/multichart/{algo}/seed{s}", algo, s, 2, {"accuracy": 0.25, "format": 0.9},
@@ -182,6 +185,10 @@ def test_every_preset_produces_its_table(tmp_path, monkeypatch):
     assert "K=4 +0.2050 [0.1415, 0.2685] (n=2†)" in md3 and "Gate **passed**" in md3
     # sapo_docci finds table 1's K=4 SFT start through start_runs: grpo 0.30, 0.31 over 0.2 -> +0.105, sem 0.005
     assert "K=4 +0.1050 [0.0415, 0.1685] (n=2†). Gate **passed**" in (tmp_path / "results/sapo/docci-k4/table.md").read_text()
+    # sapo_charts takes Table 2's K = 4 grpo runs (0.5, 0.6; not their eval-real 0.25) and its start (0.3)
+    sc = pd.read_csv(tmp_path / "results/sapo/charts-k4/table.csv").set_index("arm")
+    assert sc.loc["grpo", "K=4 sampled_accuracy"].startswith("0.5500 [") and sc.loc["sapo-entropy", "K=4 accuracy"].startswith("0.5500")
+    assert "K=4 +0.2500 [-0.3853, 0.8853] (n=2†)" in (tmp_path / "results/sapo/charts-k4/table.md").read_text()
     assert runner.invoke(app, ["report", "table4", "runs/x"]).exit_code == 2
 
 
