@@ -150,7 +150,7 @@ def _presets(root):
             trained(root / f"runs/{arm.split('-')[0].replace('sd_', '')}/multichart/{arm}/seed{s}", algo, s, 2,
                     {"accuracy": 0.3, "format": 0.9}, task="multichart")
             if arm.startswith("sapo"):
-                trained(root / f"runs/sapo/charts-k4/{arm}/seed{s}", algo, s, 4, {"accuracy": 0.55, "format": 1.0},
+                trained(root / f"runs/sapo/charts-k2/{arm}/seed{s}", algo, s, 2, {"accuracy": 0.55, "format": 1.0},
                         task="charts")
     for algo in ("grpo", "sd_grpo"):
         for s in range(2):
@@ -185,10 +185,10 @@ def test_every_preset_produces_its_table(tmp_path, monkeypatch):
     assert "K=4 +0.2050 [0.1415, 0.2685] (n=2†)" in md3 and "Gate **passed**" in md3
     # sapo_docci finds table 1's K=4 SFT start through start_runs: grpo 0.30, 0.31 over 0.2 -> +0.105, sem 0.005
     assert "K=4 +0.1050 [0.0415, 0.1685] (n=2†). Gate **passed**" in (tmp_path / "results/sapo/docci-k4/table.md").read_text()
-    # sapo_charts takes Table 2's K = 4 grpo runs (0.5, 0.6; not their eval-real 0.25) and its start (0.3)
-    sc = pd.read_csv(tmp_path / "results/sapo/charts-k4/table.csv").set_index("arm")
-    assert sc.loc["grpo", "K=4 sampled_accuracy"].startswith("0.5500 [") and sc.loc["sapo-entropy", "K=4 accuracy"].startswith("0.5500")
-    assert "K=4 +0.2500 [-0.3853, 0.8853] (n=2†)" in (tmp_path / "results/sapo/charts-k4/table.md").read_text()
+    # sapo_charts takes Table 2's K = 2 grpo runs (0.5, 0.6; not their eval-real 0.25) and its start (0.3)
+    sc = pd.read_csv(tmp_path / "results/sapo/charts-k2/table.csv").set_index("arm")
+    assert sc.loc["grpo", "K=2 sampled_accuracy"].startswith("0.5500 [") and sc.loc["sapo-entropy", "K=2 accuracy"].startswith("0.5500")
+    assert "K=2 +0.2500 [-0.3853, 0.8853] (n=2†)" in (tmp_path / "results/sapo/charts-k2/table.md").read_text()
     assert runner.invoke(app, ["report", "table4", "runs/x"]).exit_code == 2
 
 
