@@ -5,7 +5,9 @@
 writer, :func:`segrl.eval.report.write_report`) and plots. Every table's text has, in order: the
 command and runs, the table of means with 95 % CIs and n, the paired gains with CIs (and the
 slope of the gain against log2 K where the table spans several K), the baseline-learns gate,
-the learning curves and sample efficiency, and one verdict line for the table's claim.
+the learning curves and sample efficiency, the sight gate of each SFT start where ``segrl check-sight`` wrote
+one beside its eval (a K whose start fails it is left out of the verdict), and one verdict line for the
+table's claim.
 
 Kinds (``kind:`` in the YAML):
 
@@ -19,6 +21,7 @@ Kinds (``kind:`` in the YAML):
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,8 +310,50 @@ def claim_effect(spec: TableSpec, df: pd.DataFrame) -> Interval | None:
     return mean_ci(pts["gain"], spec.confidence, spec.ci)
 
 
-def verdict_lines(spec: TableSpec, gate_passed: bool | None, effect: Interval | None) -> list[str]:
-    """The claim and the verdict line (``**Verdict: reproduced**`` ...), always present."""
+def start_sight(start: pd.DataFrame) -> dict[int, dict]:
+    """The sight gate of each K's SFT start: ``{K: check-sight.json}`` read beside the start's eval
+    (``runs/<table>/k<K>/sft/check-sight.json`` next to ``.../sft/eval``, as the Makefile writes it);
+    a K whose start has no such file is absent.
+
+    Raises:
+        ValueError: a ``check-sight.json`` that cannot be read or has no ``passed`` field (naming the file).
+    """
+    found: dict[int, dict] = {}
+    for _, row in start.iterrows():
+        path = Path(row["run"]).parent / "check-sight.json"
+        if not path.exists():
+            continue
+        try:
+            sight = json.loads(path.read_text())
+            sight["passed"] = bool(sight["passed"])
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"cannot read the sight gate in {path}: {e!r}") from e
+        found[int(row["K"])] = {**sight, "_path": str(path)}
+    return found
+
+
+def sight_lines(sight: dict[int, dict]) -> list[str]:
+    """The "Sight of the SFT start" section: each K's ``segrl check-sight`` result, and which K the
+    verdict leaves out (a start that fails the sight gate cannot carry a claim about using the image)."""
+    if not sight:
+        return []
+    lines = ["## Sight of the SFT start", "", "| K | true image | blank image | chance | McNemar p | gate |",
+             "|---|---|---|---|---|---|"]
+    for K in sorted(sight):
+        g = sight[K]
+        lines.append(f"| {K} | {g.get('acc_true', float('nan')):.3f} | {g.get('acc_blank', float('nan')):.3f} | "
+                     f"{g.get('chance', float('nan')):.3f} | {g.get('mcnemar_p', float('nan')):.2g} | "
+                     f"{'PASS' if g['passed'] else '**FAIL**'} |")
+    failed = [K for K in sorted(sight) if not sight[K]["passed"]]
+    lines += ["", f"The verdict leaves out K = {', '.join(map(str, failed))}: its start fails the sight gate."
+              if failed else "Every start passes the sight gate.", ""]
+    return lines
+
+
+def verdict_lines(spec: TableSpec, gate_passed: bool | None, effect: Interval | None,
+                  blind: list[int] | None = None) -> list[str]:
+    """The claim and the verdict line (``**Verdict: reproduced**`` ...), always present; ``blind``: the K
+    left out of the effect because their SFT start fails the sight gate (said in the line)."""
     if spec.claim is None:
         return ["**Verdict: uninformative** (this table states no claim to test).", ""]
     c = spec.claim
@@ -316,6 +361,8 @@ def verdict_lines(spec: TableSpec, gate_passed: bool | None, effect: Interval | 
     what = {"gain": f"paired gain {c.pair[0]} − {c.pair[1]}" + (f" at K={c.K}" if c.K else " over K > 1"),
             "slope": f"slope of the paired gain {c.pair[0]} − {c.pair[1]} against log2 K"}[c.effect]
     est = effect.text(signed=True) if effect is not None else "no paired runs"
+    if blind:
+        what += f", without K = {', '.join(map(str, blind))} (start fails the sight gate)"
     return [f"**Claim**: {c.text}", "", f"Measured: {what} ({c.metric or (spec.gain_metrics or spec.metrics)[0]}): "
             f"{est}.", "", f"**Verdict: {v}** ({why}).", ""]
 
@@ -380,8 +427,11 @@ def make_table(spec: TableSpec, runs: list[str] | None = None, out: str | Path |
     curve_lines, curve_files = curve_sections(df, spec, out, title)
     body += curve_lines
     files.update(curve_files)
-    effect = claim_effect(spec, df) if spec.claim else None
-    body += ["## Verdict", "", *verdict_lines(spec, gate.passed, effect)]
+    sight = start_sight(start)
+    body += sight_lines(sight)
+    blind = [K for K in sorted(sight) if not sight[K]["passed"]]
+    effect = claim_effect(spec, df[~df["K"].isin(blind)]) if spec.claim else None
+    body += ["## Verdict", "", *verdict_lines(spec, gate.passed, effect, blind)]
     body += [f"- {n}" for n in spec.notes] + ([""] if spec.notes else [])
     written = sw.write_report(out, title=title, body=body, table=table, runs=everything)
     return {**written, **files, "_table": table, "_gate": gate}

@@ -1,6 +1,7 @@
 """Report tables from their YAML specs on synthetic run directories: CIs, paired gains, the slope in
 K, the baseline-learns gate, learning curves, verdicts; every preset in configs/reports/ produces its table."""
 
+import json
 import math
 
 import pandas as pd
@@ -206,3 +207,25 @@ def test_report_refuses_non_blend_runs_in_the_alpha_table(tmp_path):
     trained(root / "sd/seed0", "sd_grpo", 0, 4, table3_metrics(0.3))
     res = CliRunner().invoke(app, ["report", "table3", str(root), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "not blend runs (no alpha)" in res.output and "sd_grpo" in res.output
+
+
+def _sight(d, passed, true=0.8, blank=0.3):
+    (d / "check-sight.json").write_text(json.dumps({"acc_true": true, "acc_blank": blank, "chance": 0.34,
+                                                    "mcnemar_p": 0.001 if passed else 0.04, "passed": passed}))
+
+
+def test_the_verdict_leaves_out_a_k_whose_start_fails_the_sight_gate(tmp_path):
+    runs = table1_runs(tmp_path / "runs" / "table1")
+    for K, ok in ((1, True), (2, True), (4, False)):
+        _sight(runs / f"k{K}" / "sft", ok, blank=0.3 if ok else 0.7)
+    spec = spec_from_dict({"title": "t", "out": "o", "runs": [str(runs)], "metrics": ["cider_d"],
+                           "claim": {"text": "c", "effect": "gain", "pair": ["sd_grpo", "grpo"]}}, "t", "t.yaml")
+    md = make_table(spec, None, tmp_path / "out", command="c")["md"].read_text()
+    assert "| 4 | 0.800 | 0.700 | 0.340 | 0.04 | **FAIL** |" in md and "| 2 | 0.800 | 0.300 | 0.340 | 0.001 | PASS |" in md
+    assert "The verdict leaves out K = 4: its start fails the sight gate." in md
+    # K = 2 alone: 0.1 + D -> +0.1000 [0.0804, 0.1196]; with K = 4 (0.2 + D) the pooled mean would be 0.15
+    assert ("over K > 1, without K = 4 (start fails the sight gate) (cider_d): +0.1000 [0.0804, 0.1196] (n=5)."
+            in md)
+    (runs / "k2" / "sft" / "check-sight.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"sight gate in .*k2/sft/check-sight.json"):
+        make_table(spec, None, tmp_path / "out", command="c")
