@@ -424,7 +424,7 @@ def train_log_means(run_dir: str | Path, keys: dict[str, str]) -> dict[str, floa
 
 def collect_longform(paths: list[str | Path], evals: dict[str, dict[str, str]],
                      train_metrics: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per trained model: ``algo``, ``seed``, ``K``, ``task``, ``data``, ``commit``, ``run`` (= ``model``, the trained run),
+    """One row per trained model: ``algo``, ``seed``, ``K``, ``task``, ``data``, ``commit``, ``run`` (the primary eval directory), ``model`` (the evaluated model),
     one column per entry of ``evals`` and ``train_metrics``.
 
     Args:
@@ -470,7 +470,7 @@ def collect_longform(paths: list[str | Path], evals: dict[str, dict[str, str]],
         trained = _read_json(model_run) if model_run.exists() else {}
         out = {"algo": trained.get("algo", "(init)"), "seed": trained.get("seed"), "K": K,
                "task": " + ".join(sorted(row.pop("_tasks"))), "data": "+".join(row.pop("_data")),
-               "commit": ",".join(sorted(row.pop("_commits"))), "run": model, "model": model}
+               "commit": ",".join(sorted(row.pop("_commits"))), "run": str(found[primary][1]), "model": model}
         for cols in evals.values():
             for col in cols:
                 out[col] = row.get(col, float("nan"))

@@ -186,6 +186,11 @@ def test_every_preset_produces_its_table(tmp_path, monkeypatch):
     assert "K=4 +0.2050 [0.1415, 0.2685] (n=2†)" in md3 and "Gate **passed**" in md3
     # sapo_docci finds table 1's K=4 SFT start through start_runs: grpo 0.30, 0.31 over 0.2 -> +0.105, sem 0.005
     assert "K=4 +0.1050 [0.0415, 0.1685] (n=2†). Gate **passed**" in (tmp_path / "results/sapo/docci-k4/table.md").read_text()
+    # table 2 (longform) reads each start's sight beside its eval: none written here, so no section
+    assert "## Sight of the SFT start" not in (tmp_path / "results/table2/table.md").read_text()
+    _sight(tmp_path / "runs/table2/k8/sft", False)
+    assert runner.invoke(app, ["report", "table2"]).exit_code == 0
+    assert "The verdict leaves out K = 8" in (tmp_path / "results/table2/table.md").read_text()
     # sapo_charts takes Table 2's K = 2 grpo runs (0.5, 0.6; not their eval-real 0.25) and its start (0.3)
     sc = pd.read_csv(tmp_path / "results/sapo/charts-k2/table.csv").set_index("arm")
     assert sc.loc["grpo", "K=2 sampled_accuracy"].startswith("0.5500 [") and sc.loc["sapo-entropy", "K=2 accuracy"].startswith("0.5500")
