@@ -328,7 +328,7 @@ def start_sight(start: pd.DataFrame) -> dict[int, dict]:
             sight["passed"] = bool(sight["passed"])
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(f"cannot read the sight gate in {path}: {e!r}") from e
-        found[int(row["K"])] = {**sight, "_path": str(path)}
+        found[int(row["K"])] = sight
     return found
 
 
