@@ -206,20 +206,26 @@ reproduce-table3: install
 DRSEG_ALGOS ?= vision_reasoner drseg sd_grpo
 DRSEG_SEEDS ?= 0 1 2 3 4
 DRSEG_CONFIG := configs/grounding_cpu.yaml
-DRSEG_DATA := data/grounding-testbed
-DRSEG_EVAL := --data $(DRSEG_DATA) --max-new-tokens 200 --config $(DRSEG_CONFIG)
+# DRSEG_COUNT scenes, DRSEG_TEST_FRACTION of them held out; the data and models are named after DRSEG_NAME.
+DRSEG_COUNT ?= 300
+DRSEG_TEST_FRACTION ?= 0.2
+DRSEG_NAME ?= grounding
+DRSEG_DATA = data/$(DRSEG_NAME)-testbed
+DRSEG_MODEL = models/tiny-$(DRSEG_NAME)
+DRSEG_EVAL = --data $(DRSEG_DATA) --max-new-tokens 200 --config $(DRSEG_CONFIG)
 reproduce-drseg: install
 	test -d $(DRSEG_DATA) || $(SEGRL) build-data grounding --grid 2 --min-objects 1 --max-objects 3 --queries all \
-	  --max-targets 3 --name-objects --short-prompt --count 300 --out $(DRSEG_DATA)
-	test -d models/tiny-grounding || $(SEGRL) make-tiny-model --data $(DRSEG_DATA) --out models/tiny-grounding
-	test -d models/tiny-grounding-sft || $(SEGRL) warm-start --config $(DRSEG_CONFIG) \
-	  --model models/tiny-grounding --out models/tiny-grounding-sft
-	test -f runs/drseg/sft/check-sight.json || $(SEGRL) check-sight models/tiny-grounding-sft $(DRSEG_DATA) \
+	  --max-targets 3 --name-objects --short-prompt --count $(DRSEG_COUNT) --test-fraction $(DRSEG_TEST_FRACTION) \
+	  --out $(DRSEG_DATA)
+	test -d $(DRSEG_MODEL) || $(SEGRL) make-tiny-model --data $(DRSEG_DATA) --out $(DRSEG_MODEL)
+	test -d $(DRSEG_MODEL)-sft || $(SEGRL) warm-start --config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) \
+	  --model $(DRSEG_MODEL) --out $(DRSEG_MODEL)-sft
+	test -f runs/drseg/sft/check-sight.json || $(SEGRL) check-sight $(DRSEG_MODEL)-sft $(DRSEG_DATA) \
 	  --out runs/drseg/sft/check-sight.json || echo "sight gate: FAIL (runs/drseg/sft/check-sight.json)"
-	test -f runs/drseg/sft/eval/metrics.json || $(SEGRL) eval grounding --model models/tiny-grounding-sft \
+	test -f runs/drseg/sft/eval/metrics.json || $(SEGRL) eval grounding --model $(DRSEG_MODEL)-sft \
 	  $(DRSEG_EVAL) --out runs/drseg/sft/eval
 	for seed in $(DRSEG_SEEDS); do for algo in $(DRSEG_ALGOS); do \
-	  echo "runs/drseg/$$algo/seed$$seed|grounding|$(DRSEG_EVAL)|--config $(DRSEG_CONFIG) --model models/tiny-grounding-sft --algo $$algo --seed $$seed"; \
+	  echo "runs/drseg/$$algo/seed$$seed|grounding|$(DRSEG_EVAL)|--config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) --model $(DRSEG_MODEL)-sft --algo $$algo --seed $$seed"; \
 	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(PY) -c "import sys; from segrl.rewards.grounding import add_grounding_metrics as f; \
 	  [f(d, sys.argv[1]) for d in sys.argv[2:]]" $(DRSEG_DATA) runs/drseg/sft/eval runs/drseg/*/seed*/eval
