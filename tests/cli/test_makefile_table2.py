@@ -1,0 +1,52 @@
+"""The Makefile's Table 2 inputs: each K's warm start gets its own SFT length (TABLE2_SFT_STEPS, Table 2 v5).
+
+`make table2-inputs` is run for real against a stand-in `segrl` that only records its arguments, so what is
+checked is the command line each K's warm start would get, and the error for a K without an entry."""
+
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run_inputs(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    fake = tmp_path / "fake-segrl"
+    fake.write_text('#!/bin/sh\necho "$@" >> calls.txt\n')
+    fake.chmod(0o755)
+    return subprocess.run(
+        ["make", "-f", str(REPO / "Makefile"), "-o", ".venv/.installed", "table2-inputs", f"SEGRL={fake}", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+
+
+def _warm_starts(tmp_path: Path) -> dict[str, list[str]]:
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    out = {}
+    for line in calls:
+        args = line.split()
+        if args[0] == "warm-start":
+            out[args[args.index("--out") + 1]] = args
+    return out
+
+
+def test_each_k_warm_start_gets_its_sft_steps(tmp_path):
+    proc = _run_inputs(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    starts = _warm_starts(tmp_path)
+    got = {}
+    for out, args in starts.items():
+        sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+        got[out] = [s for s in sets if s.startswith("sft.max_steps=")]
+    assert got == {
+        "models/tiny-table2-v5-k1-sft": ["sft.max_steps=120"],
+        "models/tiny-table2-v5-k2-sft": ["sft.max_steps=120"],
+        "models/tiny-table2-v5-k4-sft": ["sft.max_steps=200"],
+    }
+
+
+def test_a_k_without_sft_steps_is_an_error_that_names_it(tmp_path):
+    proc = _run_inputs(tmp_path, "TABLE2_SFT_STEPS=1=120 4=200")
+    assert proc.returncode != 0
+    assert "TABLE2_SFT_STEPS has no K=2 entry" in proc.stderr
+    # the error comes before K = 2's warm start: K = 1's ran, K = 2's and K = 4's did not
+    assert list(_warm_starts(tmp_path)) == ["models/tiny-table2-v5-k1-sft"]
