@@ -23,7 +23,7 @@ endef
 	reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-drseg table1-inputs \
 	reproduce-sapo reproduce-sapo-charts table2-inputs reproduce-srpo docci-k4-inputs multichart-inputs multichart-baselines
 
-# Regenerate the golden trajectory's reference (tests/golden/reference.json). Only when a change is
+# Regenerate the golden trajectory's reference for this CPU kind (tests/golden/reference-<capability>-<vendor>.json; reference.json where a kind has none). Only when a change is
 # meant to move the numbers; say why in the commit.
 golden-update: install
 	$(PY) tests/golden/golden.py
