@@ -131,7 +131,8 @@ reproduce-table4: reproduce-table1
 # charts) and the config's shorter SFT (a start with headroom); v3's data and starts are at commit a15fdf5.
 # v5: v4 with the SFT length per K (TABLE2_SFT_STEPS), so that every K's start passes the sight gate.
 # One tiny model + SFT warm start per K shared by every algorithm and seed; 16 questions (segments) per RL step
-# at every K, as Table 1 (128 / K rollouts). Resumable, JOBS at a time.
+# at every K, as Table 1 (128 / K rollouts). Resumable, JOBS at a time (runs: scripts/sweep.sh; their real-sample
+# evals: scripts/parallel.sh).
 TABLE2_LAYOUT ?= --chart-per-question
 TABLE2_NAME = $(if $(TABLE2_LAYOUT),table2-v5,table2)
 TABLE2_QUESTIONS ?= 1600
@@ -169,11 +170,11 @@ reproduce-table2: table2-inputs
 	($(call table2_cells,$(TABLE2_ALGOS),$(TABLE2_K))) | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	for K in $(TABLE2_REAL_K); do real=data/multichart-k$$K; \
 	  test -d $$real || $(SEGRL) build-data multichart --questions-per-answer $$K --out $$real; \
-	  for seed in $(TABLE2_SEEDS); do for algo in $(TABLE2_ALGOS); do run=runs/table2/k$$K/$$algo/seed$$seed; \
-	    test -f $$run/eval-real/metrics.json || $(SEGRL) eval multichart --model $$run --data $$real \
-	      --max-new-tokens $$((16 * K)) --max-image-side 112 --out $$run/eval-real; \
-	  done; done; \
 	done
+	for K in $(TABLE2_REAL_K); do for seed in $(TABLE2_SEEDS); do for algo in $(TABLE2_ALGOS); do \
+	  run=runs/table2/k$$K/$$algo/seed$$seed; test -f $$run/eval-real/metrics.json || \
+	  echo "$(SEGRL) eval multichart --model $$run --data data/multichart-k$$K --max-new-tokens $$((16 * K)) --max-image-side 112 --out $$run/eval-real"; \
+	done; done; done | JOBS=$(JOBS) scripts/parallel.sh
 	$(SEGRL) report table2
 
 # Table 3 (CPU preset, configs/table3_cpu.yaml): the blend sweep on entangled panels (K = TABLE3_K separate panel

@@ -3,6 +3,7 @@
 `make table2-inputs` is run for real against a stand-in `segrl` that only records its arguments, so what is
 checked is the command line each K's warm start would get, and the error for a K without an entry."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -50,3 +51,28 @@ def test_a_k_without_sft_steps_is_an_error_that_names_it(tmp_path):
     assert "TABLE2_SFT_STEPS has no K=2 entry" in proc.stderr
     # the error comes before K = 2's warm start: K = 1's ran, K = 2's and K = 4's did not
     assert list(_warm_starts(tmp_path)) == ["models/tiny-table2-v5-k1-sft"]
+
+
+def test_real_sample_evals_one_per_run_skipping_finished_ones(tmp_path):
+    """reproduce-table2 evaluates every (K, algo, seed) run on the real sample (scripts/parallel.sh), except a run
+    whose eval-real/metrics.json exists."""
+    done = tmp_path / "runs/table2/k2/grpo/seed3/eval-real"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text("{}")
+    (tmp_path / "scripts").symlink_to(REPO / "scripts")
+    fake = tmp_path / "fake-segrl"
+    fake.write_text('#!/bin/sh\necho "$@" >> calls.txt\n')
+    fake.chmod(0o755)
+    proc = subprocess.run(
+        ["make", "-f", str(REPO / "Makefile"), "-o", ".venv/.installed", "reproduce-table2", f"SEGRL={fake}",
+         "JOBS=2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "SEGRL": str(fake)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    real = sorted(c.split("--model ")[1].split()[0] for c in calls if c.startswith("eval multichart"))
+    want = sorted(f"runs/table2/k{K}/{algo}/seed{s}" for K in (1, 2, 4) for algo in ("grpo", "sd_grpo")
+                  for s in range(5))
+    want.remove("runs/table2/k2/grpo/seed3")
+    assert real == want
+    assert calls[-1] == "report table2"

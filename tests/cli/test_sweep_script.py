@@ -53,3 +53,21 @@ def test_a_failing_cell_fails_the_sweep_but_the_others_finish(tmp_path):
     r = sweep(tmp_path, cells, jobs="1")
     assert r.returncode != 0 and "FAILED: segrl train ... --output-dir runs/a" in r.stderr
     assert (tmp_path / "runs/b/eval/metrics.json").exists() and not (tmp_path / "runs/a/eval").exists()
+
+
+def parallel(tmp_path, lines, jobs="2"):
+    env = {**os.environ, "JOBS": jobs}
+    env.pop("OMP_NUM_THREADS", None)
+    return subprocess.run(["bash", str(ROOT / "scripts/parallel.sh")], input="\n".join(lines) + "\n", text=True,
+                          capture_output=True, cwd=tmp_path, env=env)
+
+
+def test_parallel_runs_every_line_with_its_thread_share_and_reports_the_failed_one(tmp_path):
+    lines = [f'echo "$OMP_NUM_THREADS" > out{i}.txt' for i in range(4)] + ["echo x > bad.txt; exit 3", ""]
+    r = parallel(tmp_path, lines, jobs="2")
+    assert r.returncode != 0
+    assert "parallel.sh: failed (exit 3): echo x > bad.txt; exit 3" in r.stderr
+    threads = str(max(os.cpu_count() // 2, 1))
+    assert [(tmp_path / f"out{i}.txt").read_text().strip() for i in range(4)] == [threads] * 4
+    assert (tmp_path / "bad.txt").exists()  # the failing line ran; the others were not stopped by it
+    assert parallel(tmp_path, lines[:4], jobs="1").returncode == 0
