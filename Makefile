@@ -217,6 +217,10 @@ DRSEG_CONFIG := configs/grounding_cpu.yaml
 DRSEG_COUNT ?= 300
 DRSEG_TEST_FRACTION ?= 0.2
 DRSEG_NAME ?= grounding
+# The warm start's SFT length (v1: 250, configs/grounding_cpu.yaml's), and where the runs go (RUNS/sft, RUNS/<arm>/seedN).
+DRSEG_SFT_STEPS ?= 250
+DRSEG_RUNS ?= runs/drseg
+DRSEG_OUT = $(if $(filter runs/drseg,$(DRSEG_RUNS)),results/drseg,results/drseg/$(notdir $(DRSEG_RUNS)))
 DRSEG_DATA = data/$(DRSEG_NAME)-testbed
 DRSEG_MODEL = models/tiny-$(DRSEG_NAME)
 DRSEG_EVAL = --data $(DRSEG_DATA) --max-new-tokens 200 --config $(DRSEG_CONFIG)
@@ -226,17 +230,17 @@ reproduce-drseg: install
 	  --out $(DRSEG_DATA)
 	test -d $(DRSEG_MODEL) || $(SEGRL) make-tiny-model --data $(DRSEG_DATA) --out $(DRSEG_MODEL)
 	test -d $(DRSEG_MODEL)-sft || $(SEGRL) warm-start --config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) \
-	  --model $(DRSEG_MODEL) --out $(DRSEG_MODEL)-sft
-	test -f runs/drseg/sft/check-sight.json || $(SEGRL) check-sight $(DRSEG_MODEL)-sft $(DRSEG_DATA) \
-	  --out runs/drseg/sft/check-sight.json || echo "sight gate: FAIL (runs/drseg/sft/check-sight.json)"
-	test -f runs/drseg/sft/eval/metrics.json || $(SEGRL) eval grounding --model $(DRSEG_MODEL)-sft \
-	  $(DRSEG_EVAL) --out runs/drseg/sft/eval
+	  --set sft.max_steps=$(DRSEG_SFT_STEPS) --model $(DRSEG_MODEL) --out $(DRSEG_MODEL)-sft
+	test -f $(DRSEG_RUNS)/sft/check-sight.json || $(SEGRL) check-sight $(DRSEG_MODEL)-sft $(DRSEG_DATA) \
+	  --out $(DRSEG_RUNS)/sft/check-sight.json || echo "sight gate: FAIL ($(DRSEG_RUNS)/sft/check-sight.json)"
+	test -f $(DRSEG_RUNS)/sft/eval/metrics.json || $(SEGRL) eval grounding --model $(DRSEG_MODEL)-sft \
+	  $(DRSEG_EVAL) --out $(DRSEG_RUNS)/sft/eval
 	for seed in $(DRSEG_SEEDS); do for algo in $(DRSEG_ALGOS); do \
-	  echo "runs/drseg/$$algo/seed$$seed|grounding|$(DRSEG_EVAL)|--config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) --model $(DRSEG_MODEL)-sft --algo $$algo --seed $$seed"; \
+	  echo "$(DRSEG_RUNS)/$$algo/seed$$seed|grounding|$(DRSEG_EVAL)|--config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) --model $(DRSEG_MODEL)-sft --algo $$algo --seed $$seed"; \
 	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(PY) -c "import sys; from segrl.rewards.grounding import add_grounding_metrics as f; \
-	  [f(d, sys.argv[1]) for d in sys.argv[2:]]" $(DRSEG_DATA) runs/drseg/sft/eval runs/drseg/*/seed*/eval
-	$(SEGRL) report drseg
+	  [f(d, sys.argv[1]) for d in sys.argv[2:]]" $(DRSEG_DATA) $(DRSEG_RUNS)/sft/eval $(DRSEG_RUNS)/*/seed*/eval
+	$(SEGRL) report drseg $(DRSEG_RUNS) --out $(DRSEG_OUT)
 
 # Shared inputs of the method comparisons: docci K=4 (as Table 1) and the demo's multichart model.
 docci-k4-inputs: install
