@@ -103,6 +103,10 @@ class TableSpec:
         evals (`dict`, defaults to `{}`): ``longform`` only: eval directory → ``{column: metric}``.
         train_metrics (`dict`, defaults to `{}`): ``longform`` only: ``{column: train_log key}`` means.
         sources (`dict`, defaults to `{}`): ``gather`` only: source table name → its metrics.
+        identity (`list[dict]`, defaults to `[]`): arms not run at a K where they equal another arm by
+            construction, each ``{K: int, arm: str, same_as: str, test: str}`` (``test``: the test that shows
+            the two arms' runs are bit-equal there); :func:`add_identity_rows` gives ``arm`` the runs of
+            ``same_as`` at that K, marked in ``runs.csv`` and said in the table's text.
     """
 
     name: str
@@ -127,6 +131,7 @@ class TableSpec:
     evals: dict = field(default_factory=dict)
     train_metrics: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
+    identity: list = field(default_factory=list)
 
     @property
     def by(self) -> str:
@@ -160,7 +165,7 @@ def spec_from_dict(raw: Any, name: str, where: str) -> TableSpec:
     kind = raw.get("kind", "sweep")
     if kind not in KINDS:
         raise SpecError(f"{where}: kind {kind!r} is not one of {list(KINDS)}")
-    lists = ("runs", "start_runs", "metrics", "pairs", "gain_metrics", "curves", "notes")
+    lists = ("runs", "start_runs", "metrics", "pairs", "gain_metrics", "curves", "notes", "identity")
     for key in lists:
         if key in raw and raw[key] is not None and not isinstance(raw[key], list):
             raise SpecError(f"{where}: field {key!r} must be a list (got {raw[key]!r})")
@@ -173,6 +178,11 @@ def spec_from_dict(raw: Any, name: str, where: str) -> TableSpec:
         if bad:
             raise SpecError(f"{where}: pairs must be [treatment, control] lists, got {bad}")
         values["pairs"] = [tuple(p) for p in values["pairs"]]
+    for entry in values.get("identity") or []:
+        if not (isinstance(entry, dict) and set(entry) == {"K", "arm", "same_as", "test"}
+                and isinstance(entry["K"], int) and all(isinstance(entry[k], str) for k in ("arm", "same_as", "test"))):
+            raise SpecError(f"{where}: each identity entry must be {{K: int, arm: str, same_as: str, test: str}} "
+                            f"(got {entry!r})")
     if values.get("ci", "t") not in ("t", "bootstrap"):
         raise SpecError(f"{where}: ci {values['ci']!r} is not 't' or 'bootstrap'")
     if "claim" in values and values["claim"] is not None:
@@ -240,6 +250,42 @@ def collect(spec: TableSpec, runs: list[str] | None = None) -> pd.DataFrame:
         starts = starts[starts["algo"] == "(init)"] if not starts.empty else starts
         df = pd.concat([df, starts], ignore_index=True) if not starts.empty else df
     return df
+
+
+def add_identity_rows(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, list[str]]:
+    """The run frame with the rows of the arms ``spec.identity`` says were not run, and the text that says so.
+
+    For each entry ``{K, arm, same_as, test}``: when ``df`` has no trained run of ``arm`` at K, each trained run of
+    ``same_as`` at K is copied with the row key (``spec.by``) set to ``arm`` and column ``identity_of`` set to
+    ``same_as``, so every mean, paired gain (0 for each seed) and slope reads them as ``arm``'s runs. Our choice,
+    for the time budget: at K = 1 SD-GRPO and GRPO give the same token advantages, so their runs are bit-equal
+    (``test``); running both doubles the cost of K = 1 and adds no information. A run of ``arm`` at K that exists
+    is kept and nothing is copied (its text line says the runs were found).
+
+    Args:
+        df (`pandas.DataFrame`): :func:`collect`'s frame, one row per eval run (columns ``K``, ``spec.by``, ...).
+        spec (`TableSpec`): the table; only ``identity`` and ``by`` are read.
+
+    Returns:
+        `(pandas.DataFrame, list[str])`: the frame (``identity_of`` is empty for real runs) and markdown lines.
+    """
+    if not spec.identity or df.empty:
+        return df, []
+    by, lines, added = spec.by, ["## Arms not run (equal to another arm by construction)", ""], []
+    for e in spec.identity:
+        at_k = df[df["K"] == e["K"]]
+        if (at_k[by] == e["arm"]).any():
+            lines.append(f"- K = {e['K']}: {e['arm']} was run (its own runs are used).")
+            continue
+        copies = at_k[at_k[by] == e["same_as"]].copy()
+        copies[by] = e["arm"]
+        copies["identity_of"] = e["same_as"]
+        added.append(copies)
+        lines.append(f"- K = {e['K']}: {e['arm']} is not run; its rows are {e['same_as']}'s {len(copies)} runs "
+                     f"(bit-equal there by construction: `{e['test']}`), so its paired gain is 0 for each seed; "
+                     f"`runs.csv` marks them (`identity_of`).")
+    out = pd.concat([df, *added], ignore_index=True) if added else df
+    return out, [*lines, ""]
 
 
 def curve_sections(df: pd.DataFrame, spec: TableSpec, out: Path, title: str) -> tuple[list[str], dict[str, Path]]:
@@ -384,6 +430,7 @@ def make_table(spec: TableSpec, runs: list[str] | None = None, out: str | Path |
     everything = collect(spec, runs)
     if everything.empty:
         raise ValueError(f"no eval runs found under {list(runs or spec.runs)}")
+    everything, identity_lines = add_identity_rows(everything, spec)
     df, start = sw.split_start(everything)
     if df.empty:
         raise ValueError(f"only SFT-start evals (no trained runs) under {list(runs or spec.runs)}")
@@ -396,7 +443,7 @@ def make_table(spec: TableSpec, runs: list[str] | None = None, out: str | Path |
     gate = sw.baseline_gate(df, start, spec.gate_metric or gain_metrics[0], spec.base, by, confidence=conf,
                             method=method)
     body = sw.header_lines(everything, command, conf, method, min_n)
-    body += [table.to_markdown(index=False), ""]
+    body += [table.to_markdown(index=False), "", *identity_lines]
     files: dict[str, Path] = {}
     if spec.kind == "alpha":
         body += ["## Paired gain over the two ends (same seed)", "", "Rows: alpha of `blend` "

@@ -53,26 +53,40 @@ def test_a_k_without_sft_steps_is_an_error_that_names_it(tmp_path):
     assert list(_warm_starts(tmp_path)) == ["models/tiny-table2-v5-k1-sft"]
 
 
-def test_real_sample_evals_one_per_run_skipping_finished_ones(tmp_path):
-    """reproduce-table2 evaluates every (K, algo, seed) run on the real sample (scripts/parallel.sh), except a run
-    whose eval-real/metrics.json exists."""
-    done = tmp_path / "runs/table2/k2/grpo/seed3/eval-real"
-    done.mkdir(parents=True)
-    (done / "metrics.json").write_text("{}")
+def _reproduce(tmp_path: Path, *overrides: str) -> list[str]:
     (tmp_path / "scripts").symlink_to(REPO / "scripts")
     fake = tmp_path / "fake-segrl"
     fake.write_text('#!/bin/sh\necho "$@" >> calls.txt\n')
     fake.chmod(0o755)
     proc = subprocess.run(
         ["make", "-f", str(REPO / "Makefile"), "-o", ".venv/.installed", "reproduce-table2", f"SEGRL={fake}",
-         "JOBS=2"],
+         "JOBS=2", *overrides],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "SEGRL": str(fake)},
     )
     assert proc.returncode == 0, proc.stderr
-    calls = (tmp_path / "calls.txt").read_text().splitlines()
-    real = sorted(c.split("--model ")[1].split()[0] for c in calls if c.startswith("eval multichart"))
+    return (tmp_path / "calls.txt").read_text().splitlines()
+
+
+def _cells(calls: list[str], prefix: str, flag: str) -> list[str]:
+    return sorted(c.split(flag)[1].split()[0] for c in calls if c.startswith(prefix))
+
+
+def test_runs_and_real_sample_evals_skip_k1_sd_grpo_and_finished_evals(tmp_path):
+    """v6: reproduce-table2 runs and evaluates on the real sample every (K, algo, seed) but K = 1 sd_grpo
+    (TABLE2_NOT_RUN, bit-equal to grpo there); a run whose eval-real/metrics.json exists is not re-evaluated."""
+    done = tmp_path / "runs/table2/k2/grpo/seed3/eval-real"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text("{}")
+    calls = _reproduce(tmp_path)
     want = sorted(f"runs/table2/k{K}/{algo}/seed{s}" for K in (1, 2, 4) for algo in ("grpo", "sd_grpo")
-                  for s in range(5))
+                  for s in range(5) if (K, algo) != (1, "sd_grpo"))
+    assert _cells(calls, "run-status", "--output-dir ") == want
     want.remove("runs/table2/k2/grpo/seed3")
-    assert real == want
+    assert _cells(calls, "eval multichart", "--model ") == want
     assert calls[-1] == "report table2"
+
+
+def test_an_empty_not_run_list_runs_every_cell(tmp_path):
+    calls = _reproduce(tmp_path, "TABLE2_NOT_RUN=")
+    assert len(_cells(calls, "run-status", "--output-dir ")) == 30
+    assert len(_cells(calls, "eval multichart", "--model ")) == 30

@@ -1,6 +1,7 @@
 """Report tables from their YAML specs on synthetic run directories: CIs, paired gains, the slope in
 K, the baseline-learns gate, learning curves, verdicts; every preset in configs/reports/ produces its table."""
 
+import dataclasses
 import json
 import math
 
@@ -234,3 +235,45 @@ def test_the_verdict_leaves_out_a_k_whose_start_fails_the_sight_gate(tmp_path):
     (runs / "k2" / "sft" / "check-sight.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"sight gate in .*k2/sft/check-sight.json"):
         make_table(spec, None, tmp_path / "out", command="c")
+
+
+def test_an_arm_not_run_at_k1_gets_its_identity_twins_runs(tmp_path):
+    """Table 2 v6 does not run sd_grpo at K = 1 (bit-equal to grpo there): the report gives sd_grpo grpo's K = 1
+    runs, so the K = 1 gain is exactly 0 per seed and the slope is the one the 30 runs gave."""
+    runs = table1_runs(tmp_path / "runs" / "table1")
+    spec = load_spec("table1")
+    full = make_table(spec, [str(runs)], tmp_path / "full", command="c")["md"].read_text()
+    for s in range(5):  # drop the K = 1 sd_grpo runs
+        for f in sorted((runs / "k1" / "sd_grpo" / f"seed{s}").rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+    ident = {"K": 1, "arm": "sd_grpo", "same_as": "grpo", "test": "tests/x.py::t"}
+    cut = dataclasses.replace(spec, identity=[ident])
+    files = make_table(cut, [str(runs)], tmp_path / "cut", command="c")
+    md = files["md"].read_text()
+    assert "| sd_grpo − grpo | cider_d | 1 | +0.0000 [0.0000, 0.0000] (n=5) |  |" in md
+    assert "| sd_grpo − grpo | cider_d | +0.1000 [0.0915, 0.1085] (n=15) |" in md  # as with the runs, above
+    assert "| sd_grpo − grpo | cider_d | +0.1000 [0.0915, 0.1085] (n=15) |" in full
+    assert "- K = 1: sd_grpo is not run; its rows are grpo's 5 runs (bit-equal there by construction: `tests/x.py::t`)" in md
+    rows = pd.read_csv(files["runs"])
+    twins = rows[rows["identity_of"] == "grpo"]
+    assert len(twins) == 5 and set(twins["algo"]) == {"sd_grpo"} and set(twins["K"]) == {1}
+    assert rows["identity_of"].isna().sum() == 2 * 5 * 3 - 5 + 3  # every real run (and the 3 starts) unmarked
+    # without the entry the K = 1 cell has no sd_grpo, so no K = 1 gain
+    md0 = make_table(spec, [str(runs)], tmp_path / "none", command="c")["md"].read_text()
+    assert "| sd_grpo − grpo | cider_d | 1 |" not in md0
+
+
+def test_identity_keeps_an_arm_that_was_run(tmp_path):
+    runs = table1_runs(tmp_path / "runs" / "table1")
+    ident = {"K": 1, "arm": "sd_grpo", "same_as": "grpo", "test": "t"}
+    files = make_table(dataclasses.replace(load_spec("table1"), identity=[ident]), [str(runs)], tmp_path / "o",
+                       command="c")
+    assert "- K = 1: sd_grpo was run (its own runs are used)." in files["md"].read_text()
+    assert len(pd.read_csv(files["runs"])) == 2 * 5 * 3 + 3
+
+
+@pytest.mark.parametrize("entry", [{"K": 1, "arm": "sd_grpo", "same_as": "grpo"}, {"K": "1", "arm": "a", "same_as": "b",
+                                                                                  "test": "t"}, "1/sd_grpo"])
+def test_a_bad_identity_entry_names_the_field(entry):
+    with pytest.raises(SpecError, match="x.yaml: each identity entry must be"):
+        spec_from_dict({"title": "t", "out": "o", "runs": ["r"], "metrics": ["m"], "identity": [entry]}, "x", "x.yaml")
