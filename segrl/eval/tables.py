@@ -442,7 +442,8 @@ def make_table(spec: TableSpec, runs: list[str] | None = None, out: str | Path |
                          method=method, min_seeds=min_n)
     gate = sw.baseline_gate(df, start, spec.gate_metric or gain_metrics[0], spec.base, by, confidence=conf,
                             method=method)
-    body = sw.header_lines(everything, command, conf, method, min_n)
+    real = everything[everything["identity_of"].isna()] if "identity_of" in everything else everything
+    body = sw.header_lines(real, command, conf, method, min_n)  # counts the runs made, not their identity copies
     body += [table.to_markdown(index=False), "", *identity_lines]
     files: dict[str, Path] = {}
     if spec.kind == "alpha":

@@ -254,6 +254,7 @@ def test_an_arm_not_run_at_k1_gets_its_identity_twins_runs(tmp_path):
     assert "| sd_grpo − grpo | cider_d | +0.1000 [0.0915, 0.1085] (n=15) |" in md  # as with the runs, above
     assert "| sd_grpo − grpo | cider_d | +0.1000 [0.0915, 0.1085] (n=15) |" in full
     assert "- K = 1: sd_grpo is not run; its rows are grpo's 5 runs (bit-equal there by construction: `tests/x.py::t`)" in md
+    assert f"Runs: {2 * 5 * 3 - 5 + 3};" in md  # the runs made (and the starts), not their identity copies
     rows = pd.read_csv(files["runs"])
     twins = rows[rows["identity_of"] == "grpo"]
     assert len(twins) == 5 and set(twins["algo"]) == {"sd_grpo"} and set(twins["K"]) == {1}
