@@ -255,15 +255,17 @@ def collect(spec: TableSpec, runs: list[str] | None = None) -> pd.DataFrame:
 def add_identity_rows(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, list[str]]:
     """The run frame with the rows of the arms ``spec.identity`` says were not run, and the text that says so.
 
-    For each entry ``{K, arm, same_as, test}``: when ``df`` has no trained run of ``arm`` at K, each trained run of
-    ``same_as`` at K is copied with the row key (``spec.by``) set to ``arm`` and column ``identity_of`` set to
-    ``same_as``, so every mean, paired gain (0 for each seed) and slope reads them as ``arm``'s runs. Our choice,
-    for the time budget: at K = 1 SD-GRPO and GRPO give the same token advantages, so their runs are bit-equal
-    (``test``); running both doubles the cost of K = 1 and adds no information. A run of ``arm`` at K that exists
-    is kept and nothing is copied (its text line says the runs were found).
+    For each entry ``{K, arm, same_as, test}``: each trained run of ``same_as`` at K whose seed has no trained run
+    of ``arm`` at K is copied with the row key (``spec.by``) set to ``arm`` and column ``identity_of`` set to
+    ``same_as``, so every mean, paired gain (0 for each such seed) and slope reads them as ``arm``'s runs. Our
+    choice, for the time budget: at K = 1 SD-GRPO and GRPO give the same token advantages, so their runs are
+    bit-equal (``test``); running both doubles the cost of K = 1 and adds no information. Seeds of ``arm`` that
+    were run are kept as they are (Table 1 runs one, so that its reproduce target checks the identity on real
+    runs: ``scripts/identity_check.py``). A K with no runs at all is left alone.
 
     Args:
-        df (`pandas.DataFrame`): :func:`collect`'s frame, one row per eval run (columns ``K``, ``spec.by``, ...).
+        df (`pandas.DataFrame`): :func:`collect`'s frame, one row per eval run (columns ``K``, ``seed``,
+            ``spec.by``, ...).
         spec (`TableSpec`): the table; only ``identity`` and ``by`` are read.
 
     Returns:
@@ -274,16 +276,24 @@ def add_identity_rows(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, 
     by, lines, added = spec.by, ["## Arms not run (equal to another arm by construction)", ""], []
     for e in spec.identity:
         at_k = df[df["K"] == e["K"]]
-        if (at_k[by] == e["arm"]).any():
+        if at_k.empty:
+            continue
+        ran = set(at_k.loc[at_k[by] == e["arm"], "seed"])
+        copies = at_k[(at_k[by] == e["same_as"]) & ~at_k["seed"].isin(ran)].copy()
+        if copies.empty:
             lines.append(f"- K = {e['K']}: {e['arm']} was run (its own runs are used).")
             continue
-        copies = at_k[at_k[by] == e["same_as"]].copy()
         copies[by] = e["arm"]
         copies["identity_of"] = e["same_as"]
         added.append(copies)
+        seeds = ", ".join(str(int(s)) for s in sorted(ran))
+        also = (f"; seed{'s' if len(ran) > 1 else ''} {seeds} {'were' if len(ran) > 1 else 'was'} run, "
+                f"to check the identity on real runs") if ran else ""
         lines.append(f"- K = {e['K']}: {e['arm']} is not run; its rows are {e['same_as']}'s {len(copies)} runs "
-                     f"(bit-equal there by construction: `{e['test']}`), so its paired gain is 0 for each seed; "
-                     f"`runs.csv` marks them (`identity_of`).")
+                     f"(bit-equal there by construction: `{e['test']}`), so its paired gain is 0 for each seed"
+                     f"{also}; `runs.csv` marks them (`identity_of`).")
+    if len(lines) == 2:
+        return df, []
     out = pd.concat([df, *added], ignore_index=True) if added else df
     return out, [*lines, ""]
 

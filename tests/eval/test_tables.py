@@ -260,7 +260,7 @@ def test_an_arm_not_run_at_k1_gets_its_identity_twins_runs(tmp_path):
     assert len(twins) == 5 and set(twins["algo"]) == {"sd_grpo"} and set(twins["K"]) == {1}
     assert rows["identity_of"].isna().sum() == 2 * 5 * 3 - 5 + 3  # every real run (and the 3 starts) unmarked
     # without the entry the K = 1 cell has no sd_grpo, so no K = 1 gain
-    md0 = make_table(spec, [str(runs)], tmp_path / "none", command="c")["md"].read_text()
+    md0 = make_table(dataclasses.replace(spec, identity=[]), [str(runs)], tmp_path / "none", command="c")["md"].read_text()
     assert "| sd_grpo − grpo | cider_d | 1 |" not in md0
 
 
@@ -271,6 +271,37 @@ def test_identity_keeps_an_arm_that_was_run(tmp_path):
                        command="c")
     assert "- K = 1: sd_grpo was run (its own runs are used)." in files["md"].read_text()
     assert len(pd.read_csv(files["runs"])) == 2 * 5 * 3 + 3
+
+
+def test_identity_copies_only_the_seeds_not_run(tmp_path):
+    """Table 1 v3 runs K = 1 sd_grpo at seed 0 only (to check the identity on real runs): seed 0 keeps its own
+    run, seeds 1-4 get grpo's; the K = 1 gain is the seed-0 difference and zeros."""
+    runs = table1_runs(tmp_path / "runs" / "table1")
+    for s in range(1, 5):
+        for f in sorted((runs / "k1" / "sd_grpo" / f"seed{s}").rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+    # seed 0's own run scores 0.1 above grpo's (0.40), so a copy of grpo's would show
+    trained(runs / "k1" / "sd_grpo" / "seed0", "sd_grpo", 0, 1, {"cider_d": 0.50, "bleu4": 0.1, "meteor": 0.1})
+    ident = {"K": 1, "arm": "sd_grpo", "same_as": "grpo", "test": "t"}
+    files = make_table(dataclasses.replace(load_spec("table1"), identity=[ident]), [str(runs)], tmp_path / "o",
+                       command="c")
+    md = files["md"].read_text()
+    assert ("- K = 1: sd_grpo is not run; its rows are grpo's 4 runs (bit-equal there by construction: `t`), so its "
+            "paired gain is 0 for each seed; seed 0 was run, to check the identity on real runs;") in md
+    rows = pd.read_csv(files["runs"])
+    k1 = rows[(rows["K"] == 1) & (rows["algo"] == "sd_grpo")]
+    assert sorted(k1["seed"]) == [0, 1, 2, 3, 4]
+    assert k1.set_index("seed")["identity_of"].isna().to_dict() == {0: True, 1: False, 2: False, 3: False, 4: False}
+    g1 = rows[(rows["K"] == 1) & (rows["algo"] == "grpo")].set_index("seed")["cider_d"]
+    own = k1.set_index("seed")["cider_d"]
+    assert own[0] == pytest.approx(0.50) and g1[0] == pytest.approx(0.40)
+    assert all(own[s] == g1[s] for s in range(1, 5))
+    # pooled K = 1 gain: (0.1 + 0 + 0 + 0 + 0) / 5
+    assert "| sd_grpo − grpo | cider_d | 1 | +0.0200 " in md
+    # a K without any run (Table 4's K = 4 sweep) gets no identity section
+    only_k4 = make_table(dataclasses.replace(load_spec("table1"), identity=[ident]), [str(runs / "k4")],
+                         tmp_path / "k4", command="c")["md"].read_text()
+    assert "Arms not run" not in only_k4
 
 
 @pytest.mark.parametrize("entry", [{"K": 1, "arm": "sd_grpo", "same_as": "grpo"}, {"K": "1", "arm": "a", "same_as": "b",
