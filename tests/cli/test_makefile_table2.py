@@ -3,21 +3,12 @@
 `make table2-inputs` is run for real against a stand-in `segrl` that only records its arguments, so what is
 checked is the command line each K's warm start would get, and the error for a K without an entry."""
 
-import os
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def _run_inputs(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    fake = tmp_path / "fake-segrl"
-    fake.write_text('#!/bin/sh\necho "$@" >> calls.txt\n')
-    fake.chmod(0o755)
-    return subprocess.run(
-        ["make", "-f", str(REPO / "Makefile"), "-o", ".venv/.installed", "table2-inputs", f"SEGRL={fake}", *overrides],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
+def _run_inputs(tmp_path: Path, run_make, *overrides: str) -> subprocess.CompletedProcess:
+    return run_make(tmp_path, "table2-inputs", *overrides, timeout=60)
 
 
 def _warm_starts(tmp_path: Path) -> dict[str, list[str]]:
@@ -30,8 +21,8 @@ def _warm_starts(tmp_path: Path) -> dict[str, list[str]]:
     return out
 
 
-def test_each_k_warm_start_gets_its_sft_steps(tmp_path):
-    proc = _run_inputs(tmp_path)
+def test_each_k_warm_start_gets_its_sft_steps(tmp_path, run_make):
+    proc = _run_inputs(tmp_path, run_make)
     assert proc.returncode == 0, proc.stderr
     starts = _warm_starts(tmp_path)
     got = {}
@@ -45,24 +36,16 @@ def test_each_k_warm_start_gets_its_sft_steps(tmp_path):
     }
 
 
-def test_a_k_without_sft_steps_is_an_error_that_names_it(tmp_path):
-    proc = _run_inputs(tmp_path, "TABLE2_SFT_STEPS=1=120 4=200")
+def test_a_k_without_sft_steps_is_an_error_that_names_it(tmp_path, run_make):
+    proc = _run_inputs(tmp_path, run_make, "TABLE2_SFT_STEPS=1=120 4=200")
     assert proc.returncode != 0
     assert "TABLE2_SFT_STEPS has no K=2 entry" in proc.stderr
     # the error comes before K = 2's warm start: K = 1's ran, K = 2's and K = 4's did not
     assert list(_warm_starts(tmp_path)) == ["models/tiny-table2-v5-k1-sft"]
 
 
-def _reproduce(tmp_path: Path, *overrides: str) -> list[str]:
-    (tmp_path / "scripts").symlink_to(REPO / "scripts")
-    fake = tmp_path / "fake-segrl"
-    fake.write_text('#!/bin/sh\necho "$@" >> calls.txt\n')
-    fake.chmod(0o755)
-    proc = subprocess.run(
-        ["make", "-f", str(REPO / "Makefile"), "-o", ".venv/.installed", "reproduce-table2", f"SEGRL={fake}",
-         "JOBS=2", *overrides],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "SEGRL": str(fake)},
-    )
+def _reproduce(tmp_path: Path, run_make, *overrides: str) -> list[str]:
+    proc = run_make(tmp_path, "reproduce-table2", "JOBS=2", *overrides)
     assert proc.returncode == 0, proc.stderr
     return (tmp_path / "calls.txt").read_text().splitlines()
 
@@ -71,13 +54,13 @@ def _cells(calls: list[str], prefix: str, flag: str) -> list[str]:
     return sorted(c.split(flag)[1].split()[0] for c in calls if c.startswith(prefix))
 
 
-def test_runs_and_real_sample_evals_skip_k1_sd_grpo_and_finished_evals(tmp_path):
+def test_runs_and_real_sample_evals_skip_k1_sd_grpo_and_finished_evals(tmp_path, run_make):
     """v6: reproduce-table2 runs and evaluates on the real sample every (K, algo, seed) but K = 1 sd_grpo
     (TABLE2_NOT_RUN, bit-equal to grpo there); a run whose eval-real/metrics.json exists is not re-evaluated."""
     done = tmp_path / "runs/table2/k2/grpo/seed3/eval-real"
     done.mkdir(parents=True)
     (done / "metrics.json").write_text("{}")
-    calls = _reproduce(tmp_path)
+    calls = _reproduce(tmp_path, run_make)
     want = sorted(f"runs/table2/k{K}/{algo}/seed{s}" for K in (1, 2, 4) for algo in ("grpo", "sd_grpo")
                   for s in range(5) if (K, algo) != (1, "sd_grpo"))
     assert _cells(calls, "run-status", "--output-dir ") == want
@@ -86,7 +69,7 @@ def test_runs_and_real_sample_evals_skip_k1_sd_grpo_and_finished_evals(tmp_path)
     assert calls[-1] == "report table2"
 
 
-def test_an_empty_not_run_list_runs_every_cell(tmp_path):
-    calls = _reproduce(tmp_path, "TABLE2_NOT_RUN=")
+def test_an_empty_not_run_list_runs_every_cell(tmp_path, run_make):
+    calls = _reproduce(tmp_path, run_make, "TABLE2_NOT_RUN=")
     assert len(_cells(calls, "run-status", "--output-dir ")) == 30
     assert len(_cells(calls, "eval multichart", "--model ")) == 30
