@@ -7,7 +7,8 @@ is *meant* to move the numbers, and say why in the commit.
 One reference per CPU kind: a tiny model's sampled trajectory is not bit-stable across CPUs (ATen picks its
 kernels by the CPU's vector capability, and the first differing logit changes a sample), so
 ``reference-<capability>-<vendor>.json`` is used where it exists (measured 2026-12-02: an AVX2 AMD EPYC
-machine diverged from ``reference.json`` at step 1 with the code unchanged) and ``reference.json``, the one
+machine diverged from ``reference.json`` at step 1 with the code unchanged; so did an AVX512 Intel Xeon
+machine, with bc86321's code, the same day) and ``reference.json``, the one
 recorded on the machine kind of the earlier sessions, otherwise.
 """
 
