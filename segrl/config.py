@@ -98,6 +98,8 @@ class ModelConfig:
     dtype: str | None = None  # "bfloat16" on GPUs; None = the checkpoint's
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)  # used by `segrl make-tiny-model`
     lora: LoraSection | None = None  # train a LoRA adapter (PEFT) on the frozen policy; None = full fine-tuning
+    freeze_vision: bool = False  # RL trains the language model only: vision tower + projector frozen
+    # (segrl.models.loading.freeze_vision; EasyR1's freeze_vision_tower). False = every weight trains, as before
 
 
 @dataclass

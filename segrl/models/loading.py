@@ -155,3 +155,43 @@ def save_policy_atomic(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+VISION_MODULES = ("vision_tower", "multi_modal_projector", "visual")
+"""Submodules :func:`freeze_vision` freezes: LLaVA's ``vision_tower`` and ``multi_modal_projector``,
+Qwen2/2.5-VL's ``visual`` (its ViT with the patch merger, the projector of that family)."""
+
+
+def freeze_vision(model) -> int:
+    """Freeze every vision submodule of ``model`` (:data:`VISION_MODULES`) in place, so that RL trains the
+    language model only.
+
+    EasyR1's ``worker.actor.model.freeze_vision_tower`` does the same for Qwen2.5-VL (its ``visual``
+    holds the merger). Our tiny LLaVA's vision features come from a short alignment and SFT on a few
+    hundred images (:func:`segrl.trainers.sft.align_vision`); ``model.freeze_vision`` keeps RL from moving
+    them (the grounding preset's choice, ``results/drseg/NOTES.md``).
+
+    Args:
+        model: an image-text-to-text model, bare or inside its ``.model`` (LLaVA, Qwen2.5-VL).
+
+    Returns:
+        The number of parameters this call froze (0 when they already were).
+
+    Raises:
+        ValueError: the model has none of :data:`VISION_MODULES` (a text-only model, or an architecture
+            this helper does not know): freezing nothing silently would train what the config says not to.
+    """
+    frozen = 0
+    for owner in (model, getattr(model, "model", None)):
+        for name in VISION_MODULES:
+            module = getattr(owner, name, None) if owner is not None else None
+            if isinstance(module, torch.nn.Module):
+                for p in module.parameters():
+                    if p.requires_grad:
+                        p.requires_grad_(False)
+                        frozen += p.numel()
+    if frozen == 0 and not any(getattr(o, n, None) is not None for o in (model, getattr(model, "model", None))
+                               if o is not None for n in VISION_MODULES):
+        raise ValueError(f"model.freeze_vision: {type(model).__name__} has none of the vision modules "
+                         f"{', '.join(VISION_MODULES)}")
+    return frozen

@@ -39,7 +39,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
         FileNotFoundError: the dataset directory does not exist (run ``segrl build-data`` first).
         ResumeError: the checkpoint to resume from is missing or incomplete.
     """
-    from segrl.models.loading import load_policy
+    from segrl.models.loading import freeze_vision, load_policy
     from segrl.trainers.checkpoint import LatestCheckpointMarker, resolve_resume
     from segrl.trainers.registry import trainer_class
 
@@ -53,6 +53,8 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
     checkpoint = resolve_resume(resume, args.output_dir, world_size=args.world_size)
     name = model or cfg.model.name_or_path
     policy, processor = load_policy(name, dtype=cfg.model.dtype)
+    if cfg.model.freeze_vision:
+        freeze_vision(policy)
     metric = make_segment_reward(task.segment_reward, reference_corpus=reference_corpus(train))
     from segrl.trainers.advantages import HOLISTIC_ESTIMATORS
 
