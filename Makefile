@@ -237,6 +237,9 @@ DRSEG_NAME ?= grounding
 # The warm start's SFT length (v1: 250, configs/grounding_cpu.yaml's), and where the runs go (RUNS/sft, RUNS/<arm>/seedN).
 DRSEG_SFT_STEPS ?= 250
 DRSEG_RUNS ?= runs/drseg
+# Extra train overrides for every arm (pilots: e.g. "--set model.freeze_vision=true --set train.learning_rate=2e-4");
+# empty = the config's settings.
+DRSEG_SET ?=
 DRSEG_OUT = $(if $(filter runs/drseg,$(DRSEG_RUNS)),results/drseg,results/drseg/$(notdir $(DRSEG_RUNS)))
 DRSEG_DATA = data/$(DRSEG_NAME)-testbed
 DRSEG_MODEL = models/tiny-$(DRSEG_NAME)
@@ -253,7 +256,7 @@ reproduce-drseg: install
 	test -f $(DRSEG_RUNS)/sft/eval/metrics.json || $(SEGRL) eval grounding --model $(DRSEG_MODEL)-sft \
 	  $(DRSEG_EVAL) --out $(DRSEG_RUNS)/sft/eval
 	for seed in $(DRSEG_SEEDS); do for algo in $(DRSEG_ALGOS); do \
-	  echo "$(DRSEG_RUNS)/$$algo/seed$$seed|grounding|$(DRSEG_EVAL)|--config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) --model $(DRSEG_MODEL)-sft --algo $$algo --seed $$seed"; \
+	  echo "$(DRSEG_RUNS)/$$algo/seed$$seed|grounding|$(DRSEG_EVAL)|--config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) --model $(DRSEG_MODEL)-sft --algo $$algo --seed $$seed $(DRSEG_SET)"; \
 	done; done | SEGRL=$(SEGRL) JOBS=$(JOBS) scripts/sweep.sh
 	$(PY) -c "import sys; from segrl.rewards.grounding import add_grounding_metrics as f; \
 	  [f(d, sys.argv[1]) for d in sys.argv[2:]]" $(DRSEG_DATA) $(DRSEG_RUNS)/sft/eval $(DRSEG_RUNS)/*/seed*/eval
