@@ -497,7 +497,8 @@ def make_table(spec: TableSpec, runs: list[str] | None = None, out: str | Path |
 
 def _make_gathered(spec: TableSpec, out: Path, title: str, command: str) -> dict[str, Path]:
     """A ``gather`` table: the pairs of ``spec.pairs`` from the source tables' runs (a source whose
-    run directories are missing is named in the text, not fatal); one gate per source."""
+    run directories are missing is named in the text, not fatal); one gate per source. Each source's
+    ``identity`` arms get their twins' runs (:func:`add_identity_rows`), as the source table shows them."""
     frames, notes, gates = {}, [], {}
     for src, metrics in spec.sources.items():
         src_spec = load_spec(src)
@@ -505,9 +506,10 @@ def _make_gathered(spec: TableSpec, out: Path, title: str, command: str) -> dict
         if missing:
             notes.append(f"{src}: not run ({', '.join(missing)} missing)")
             continue
-        everything = collect(src_spec)
+        everything, identity_lines = add_identity_rows(collect(src_spec), src_spec)  # as the source table shows it
         df, start = sw.split_start(everything) if not everything.empty else (everything, everything)
         frames[src] = df
+        notes += [f"{src}: {line.removeprefix('- ')}" for line in identity_lines if line.startswith("- K = ")]
         algos = set(df["algo"]) if not df.empty else set()
         have = sorted(algos & {a for p in spec.pairs for a in p})
         notes.append(f"{src} ({', '.join(metrics)}): runs of {', '.join(have) or 'none of the paired algorithms'}"

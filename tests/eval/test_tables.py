@@ -309,3 +309,19 @@ def test_identity_copies_only_the_seeds_not_run(tmp_path):
 def test_a_bad_identity_entry_names_the_field(entry):
     with pytest.raises(SpecError, match="x.yaml: each identity entry must be"):
         spec_from_dict({"title": "t", "out": "o", "runs": ["r"], "metrics": ["m"], "identity": [entry]}, "x", "x.yaml")
+
+
+def test_table4_gathers_table1_with_its_identity_rows(tmp_path, monkeypatch):
+    """Table 4 reads Table 1's runs as Table 1 shows them: K = 1 sd_grpo, run at seed 0 only, gets grpo's runs for
+    seeds 1-4 (n = 5, gain 0 on each copied seed), and the text says so."""
+    runs = table1_runs(tmp_path / "runs" / "table1")
+    for s in range(1, 5):
+        for f in sorted((runs / "k1" / "sd_grpo" / f"seed{s}").rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+    monkeypatch.chdir(tmp_path)
+    md = make_table(load_spec("table4"), None, tmp_path / "t4", command="c")["md"].read_text()
+    # K = 1, cider_d: grpo 0.40 + 0.01 s and sd_grpo identical (seed 0 run, seeds 1-4 copied): gain exactly 0, n = 5
+    assert "| table1  | docci v1 | cider_d         |   1 |" in md
+    row = next(line for line in md.splitlines() if "| cider_d         |   1 |" in line)
+    assert row.count("0.4200 [0.4004, 0.4396] (n=5)") == 2 and "+0.0000 [0.0000, 0.0000] (n=5)" in row
+    assert "- table1: K = 1: sd_grpo is not run; its rows are grpo's 4 runs" in md
