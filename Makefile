@@ -4,6 +4,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SEGRL := $(VENV)/bin/segrl
+# Every command runs this checkout's segrl, also with a venv shared between checkouts (an editable install
+# points at the checkout that made it: a clean clone's sweep would run, and record, another tree's code).
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 # CPU installs pin torch to the local CPU wheel (an unpinned torch pulls CUDA packages).
 # GPU users: `make install TORCH=` keeps the torch already in the environment.
 TORCH ?= torch==2.13.0

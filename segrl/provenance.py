@@ -37,8 +37,8 @@ RUN_JSON_SCHEMA: dict[str, Any] = {
     "schema": int,  # RUN_JSON_VERSION
     "kind": str,  # what made the run: "train", "eval", ...
     "git": {
-        "commit": (str, _NONE),  # HEAD of the checkout holding segrl; null outside a git checkout
-        "dirty": (bool, _NONE),  # tracked files modified; null outside a git checkout
+        "commit": (str, _NONE),  # HEAD of the checkout holding segrl when the process started; null outside git
+        "dirty": (bool, _NONE),  # tracked files modified then (code_state); null outside a git checkout
     },
     "config": (dict, _NONE),  # the resolved experiment config (segrl.config.config_to_dict); null: none used
     "seed": (int, _NONE),  # the run's seed; null: the run draws no random numbers of its own
@@ -145,6 +145,26 @@ def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
+_CODE_STATE: dict[str, Any] | None = None
+
+
+def code_state() -> dict[str, Any]:
+    """:func:`git_state` of the checkout whose segrl this process runs, read at the first call and kept.
+
+    What a run ran is the code it imported when it started; a commit or an edit of that checkout during a
+    long run must not change what its ``run.json`` says (``git`` was read when the record was written, at
+    the end, until 2026-12-02). Trainers and evaluators call this when they start; :func:`write_run_json`
+    records it.
+
+    Returns:
+        ``{"commit": sha or None, "dirty": bool or None}`` (a copy).
+    """
+    global _CODE_STATE
+    if _CODE_STATE is None:
+        _CODE_STATE = git_state()
+    return dict(_CODE_STATE)
+
+
 def library_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in LIBRARIES:
@@ -222,7 +242,7 @@ def write_run_json(
     record = {
         "schema": RUN_JSON_VERSION,
         "kind": kind,
-        "git": git_state(),
+        "git": code_state(),
         "config": config,
         "seed": seed,
         "task": task,

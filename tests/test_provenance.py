@@ -290,3 +290,16 @@ def test_a_changed_result_file_does_not_make_the_checkout_dirty_but_a_changed_so
     assert git_state(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path)["dirty"] is True
+
+
+def test_run_json_records_the_code_as_it_was_when_the_process_started(tmp_path, monkeypatch):
+    """A commit or an edit of the checkout during a long run does not change what its run.json says ran."""
+    import segrl.provenance as prov
+
+    states = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}])
+    monkeypatch.setattr(prov, "_CODE_STATE", None)
+    monkeypatch.setattr(prov, "git_state", lambda cwd=None: next(states))
+    assert prov.code_state() == {"commit": "a" * 40, "dirty": False}  # the run starts: pinned
+    path = prov.write_run_json(tmp_path, kind="train", task={"name": "t", "version": 1},
+                               data={"path": "d", "fingerprint": None}, started=prov.now(), finished=prov.now())
+    assert json.loads(path.read_text())["git"] == {"commit": "a" * 40, "dirty": False}

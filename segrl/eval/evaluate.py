@@ -11,7 +11,7 @@ from datasets import load_from_disk
 from rich.progress import Progress
 
 from segrl.eval.generate import Sampling, batched, generate
-from segrl.provenance import dataset_fingerprint, now, write_run_json
+from segrl.provenance import code_state, dataset_fingerprint, now, write_run_json
 from segrl.rewards import format_reward, make_segment_reward
 from segrl.rewards.scorer import score_segments
 from segrl.tasks import TASKS
@@ -94,6 +94,7 @@ def main(task_name: str, model: str, data: str, out_dir: str, *, split: str = "t
     """
     from segrl.models.loading import load_policy
 
+    code_state()  # the code this evaluation runs: what run.json records, whatever the checkout does meanwhile
     task = TASKS.get(task_name)
     if not Path(data).exists():
         raise FileNotFoundError(f"dataset not found at {data}: run `segrl build-data {task_name}` first")

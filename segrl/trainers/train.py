@@ -9,7 +9,7 @@ from pathlib import Path
 from datasets import load_from_disk
 
 from segrl.config import ExperimentConfig, config_to_dict
-from segrl.provenance import dataset_fingerprint, now, trainer_arguments, write_run_json
+from segrl.provenance import code_state, dataset_fingerprint, now, trainer_arguments, write_run_json
 from segrl.rewards import make_segment_reward
 from segrl.tasks import TASKS
 from segrl.tasks.base import downscale_images
@@ -43,6 +43,7 @@ def main(cfg: ExperimentConfig, *, model: str | None = None, resume: str = "auto
     from segrl.trainers.checkpoint import LatestCheckpointMarker, resolve_resume
     from segrl.trainers.registry import trainer_class
 
+    code_state()  # the code this run runs: what run.json records, whatever the checkout does meanwhile
     data_path = Path(cfg.data.path)
     if not data_path.exists():
         raise FileNotFoundError(f"dataset not found at {data_path}: run `segrl build-data {cfg.task}` first")

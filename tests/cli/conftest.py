@@ -1,5 +1,5 @@
 """Shared fixture for the Makefile tests: run a real `make` target against a stand-in `segrl` that only records
-its arguments (one line per call in ``calls.txt``)."""
+its arguments (one line per call in ``calls.txt``) and its ``PYTHONPATH`` (``pythonpath.txt``)."""
 
 import os
 import subprocess
@@ -18,7 +18,7 @@ def run_make():
         if not (cwd / "scripts").exists():
             (cwd / "scripts").symlink_to(REPO / "scripts")
         fake = cwd / "fake-segrl"
-        fake.write_text('#!/bin/sh\necho "$@" >> calls.txt\n')
+        fake.write_text('#!/bin/sh\necho "$@" >> calls.txt\necho "$PYTHONPATH" >> pythonpath.txt\n')
         fake.chmod(0o755)
         return subprocess.run(
             ["make", "-f", str(REPO / "Makefile"), "-o", ".venv/.installed", target, f"SEGRL={fake}", *overrides],

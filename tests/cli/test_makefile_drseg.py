@@ -26,3 +26,11 @@ def test_drseg_set_reaches_every_arm(tmp_path, run_make):
     assert len(calls) == 6
     assert all("--set model.freeze_vision=true --set train.learning_rate=2e-4 --output-dir runs/drseg-pilot/" in c
                for c in calls)
+
+
+def test_every_command_runs_this_checkouts_code(tmp_path, run_make):
+    """make exports PYTHONPATH=<checkout>: a clone that links another checkout's venv (whose editable install points
+    there) still runs, and records in run.json, its own code."""
+    _train_calls(tmp_path, run_make, "DRSEG_SEEDS=0")
+    paths = (tmp_path / "pythonpath.txt").read_text().splitlines()
+    assert len(paths) >= 5 and all(p.split(":")[0] == str(tmp_path) for p in paths)
