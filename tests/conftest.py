@@ -94,3 +94,17 @@ def colour_warm_model(tmp_path_factory, colour_tiny_model, colour_data):
     out = tmp_path_factory.mktemp("sft") / "tiny-sft"
     return out, warm_start(str(colour_tiny_model), colour_data, out, max_steps=60, learning_rate=3e-3,
                            logging_steps=5)
+
+
+@pytest.fixture
+def colour_split(tmp_path, colour_data) -> Path:
+    """The colour task as a saved DatasetDict for `segrl.trainers.train.main` (12 train, 4 test rows; meta names
+    the multichart task): its directory."""
+    import json
+
+    from datasets import DatasetDict
+
+    data = tmp_path / "data"
+    rows = colour_data.map(lambda r: {"meta": json.dumps({"task": "multichart"})})
+    DatasetDict({"train": rows.select(range(12)), "test": rows.select(range(12, 16))}).save_to_disk(str(data))
+    return data

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from datasets import DatasetDict
 
 from segrl.config import load_config
 from segrl.models import load_policy
@@ -28,13 +25,11 @@ def test_freeze_vision_refuses_a_model_without_vision_modules():
         freeze_vision(torch.nn.Linear(2, 2))
 
 
-def test_train_with_freeze_vision_moves_only_the_language_model(tmp_path, colour_warm_model, colour_data):
+def test_train_with_freeze_vision_moves_only_the_language_model(tmp_path, colour_warm_model, colour_split):
     from segrl.trainers.train import main
 
     sft, _ = colour_warm_model
-    data = tmp_path / "data"
-    rows = colour_data.map(lambda r: {"meta": json.dumps({"task": "multichart"})})
-    DatasetDict({"train": rows.select(range(12)), "test": rows.select(range(12, 16))}).save_to_disk(str(data))
+    data = colour_split
     overrides = [f"data.path={data}", f"output_dir={tmp_path / 'run'}", "model.freeze_vision=true",
                  "train.num_generations=4", "train.per_device_train_batch_size=8", "train.max_completion_length=12",
                  "train.learning_rate=5e-2", "train.lr_scheduler_type=constant", "train.max_steps=2",

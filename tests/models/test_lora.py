@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from datasets import DatasetDict
 
 from segrl.config import ConfigError, LoraSection, load_config
 from segrl.models import load_policy
@@ -96,13 +95,11 @@ def test_adapter_trains_resumes_exactly_and_leaves_the_base_alone(tmp_path, colo
     assert max((a[n] - b[n]).abs().max().item() for n in trainable) <= 1e-6
 
 
-def test_train_saves_the_adapter_resumes_auto_and_reloads_on_its_base(tmp_path, colour_warm_model, colour_data):
+def test_train_saves_the_adapter_resumes_auto_and_reloads_on_its_base(tmp_path, colour_warm_model, colour_data, colour_split):
     from segrl.trainers.train import main
 
     sft, _ = colour_warm_model
-    data = tmp_path / "data"
-    rows = colour_data.map(lambda r: {"meta": json.dumps({"task": "multichart"})})
-    DatasetDict({"train": rows.select(range(12)), "test": rows.select(range(12, 16))}).save_to_disk(str(data))
+    data = colour_split
     overrides = [f"data.path={data}", f"output_dir={tmp_path / 'run'}", "model.lora.r=4",
                  "model.lora.target_modules=[q_proj, v_proj]", "train.num_generations=4",
                  "train.per_device_train_batch_size=8", "train.max_completion_length=12", "train.learning_rate=5e-2",
