@@ -237,6 +237,10 @@ DRSEG_CONFIG := configs/grounding_cpu.yaml
 DRSEG_COUNT ?= 300
 DRSEG_TEST_FRACTION ?= 0.2
 DRSEG_NAME ?= grounding
+# The scene grid (v1: 2 x 2; v6-v8 pilots: 3) and the tiny model's image side in pixels (v1: 56; grid 3: 84, so a
+# cell stays 2 x 2 patches of 14 px).
+DRSEG_GRID ?= 2
+DRSEG_IMAGE_SIZE ?= 56
 # The warm start's SFT length (v1: 250, configs/grounding_cpu.yaml's), and where the runs go (RUNS/sft, RUNS/<arm>/seedN).
 DRSEG_SFT_STEPS ?= 250
 DRSEG_RUNS ?= runs/drseg
@@ -248,10 +252,11 @@ DRSEG_DATA = data/$(DRSEG_NAME)-testbed
 DRSEG_MODEL = models/tiny-$(DRSEG_NAME)
 DRSEG_EVAL = --data $(DRSEG_DATA) --max-new-tokens 200 --config $(DRSEG_CONFIG)
 reproduce-drseg: install
-	test -d $(DRSEG_DATA) || $(SEGRL) build-data grounding --grid 2 --min-objects 1 --max-objects 3 --queries all \
+	test -d $(DRSEG_DATA) || $(SEGRL) build-data grounding --grid $(DRSEG_GRID) --min-objects 1 --max-objects 3 --queries all \
 	  --max-targets 3 --name-objects --short-prompt --count $(DRSEG_COUNT) --test-fraction $(DRSEG_TEST_FRACTION) \
 	  --out $(DRSEG_DATA)
-	test -d $(DRSEG_MODEL) || $(SEGRL) make-tiny-model --data $(DRSEG_DATA) --out $(DRSEG_MODEL)
+	test -d $(DRSEG_MODEL) || $(SEGRL) make-tiny-model --data $(DRSEG_DATA) --image-size $(DRSEG_IMAGE_SIZE) \
+	  --out $(DRSEG_MODEL)
 	test -d $(DRSEG_MODEL)-sft || $(SEGRL) warm-start --config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) \
 	  --set sft.max_steps=$(DRSEG_SFT_STEPS) --model $(DRSEG_MODEL) --out $(DRSEG_MODEL)-sft
 	test -f $(DRSEG_RUNS)/sft/check-sight.json || $(SEGRL) check-sight $(DRSEG_MODEL)-sft $(DRSEG_DATA) \

@@ -6,10 +6,14 @@ run for real against a stand-in `segrl` that only records its arguments."""
 from pathlib import Path
 
 
-def _train_calls(tmp_path: Path, run_make, *overrides: str) -> list[str]:
+def _all_calls(tmp_path: Path, run_make, *overrides: str) -> list[str]:
     proc = run_make(tmp_path, "reproduce-drseg", "PY=echo", "JOBS=1", *overrides)
     assert proc.returncode == 0, proc.stderr
-    return [c for c in (tmp_path / "calls.txt").read_text().splitlines() if c.startswith("run-status ")]
+    return (tmp_path / "calls.txt").read_text().splitlines()
+
+
+def _train_calls(tmp_path: Path, run_make, *overrides: str) -> list[str]:
+    return [c for c in _all_calls(tmp_path, run_make, *overrides) if c.startswith("run-status ")]
 
 
 def test_every_arm_and_seed_trains_from_the_sft_start(tmp_path, run_make):
@@ -34,3 +38,17 @@ def test_every_command_runs_this_checkouts_code(tmp_path, run_make):
     _train_calls(tmp_path, run_make, "DRSEG_SEEDS=0")
     paths = (tmp_path / "pythonpath.txt").read_text().splitlines()
     assert len(paths) >= 5 and all(p.split(":")[0] == str(tmp_path) for p in paths)
+
+
+def test_grid_and_image_size_reach_the_data_and_the_tiny_model(tmp_path, run_make):
+    """DRSEG_GRID / DRSEG_IMAGE_SIZE (the v6-v8 testbed: grid 3 at 84 px) reach build-data and make-tiny-model;
+    unset, they give v1's 2 x 2 grid at 56 px."""
+    calls = _all_calls(tmp_path, run_make, "DRSEG_SEEDS=0", "DRSEG_GRID=3", "DRSEG_IMAGE_SIZE=84", "DRSEG_NAME=g3")
+    build = [c for c in calls if c.startswith("build-data grounding ")]
+    tiny = [c for c in calls if c.startswith("make-tiny-model ")]
+    assert len(build) == 1 and "--grid 3 " in build[0] and "--out data/g3-testbed" in build[0]
+    assert len(tiny) == 1 and "--image-size 84 " in tiny[0] and "--out models/tiny-g3" in tiny[0]
+    (tmp_path / "v1").mkdir()
+    default = _all_calls(tmp_path / "v1", run_make, "DRSEG_SEEDS=0")
+    assert any(c.startswith("build-data grounding --grid 2 ") for c in default)
+    assert any(c.startswith("make-tiny-model ") and "--image-size 56 " in c for c in default)
