@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,9 @@ def _read_json(path: Path) -> dict:
 def find_eval_dirs(paths: list[str | Path]) -> list[Path]:
     """Every directory at or below ``paths`` holding a ``metrics.json`` (sorted).
 
+    The search follows symbolic links to directories (a run directory may link a shared SFT start, e.g.
+    ``runs/pilot/sft -> ../other/sft``); a directory reached twice through links is searched once.
+
     A path with a glob pattern (``*``, ``?``, ``[``), e.g. ``runs/table2/k4/*/seed*/eval``, stands for the
     eval directories it matches (only those: not the other evals beside them, such as ``eval-real``).
 
@@ -39,10 +43,26 @@ def find_eval_dirs(paths: list[str | Path]) -> list[Path]:
         elif (p / "metrics.json").exists():
             found.add(p)
         elif p.is_dir():
-            found.update(m.parent for m in p.rglob("metrics.json"))
+            found.update(_walk_metrics(p))
         else:
             raise FileNotFoundError(f"no eval run at {p} (expected a directory with metrics.json)")
     return sorted(found)
+
+
+def _walk_metrics(root: Path) -> list[Path]:
+    """The directories at or below ``root`` holding a ``metrics.json``, following directory links
+    (``Path.rglob`` does not before Python 3.13); each real directory is visited once, so a link cycle ends."""
+    seen: set[str] = set()
+    hits = []
+    for d, subdirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(d)
+        if real in seen:
+            subdirs[:] = []
+            continue
+        seen.add(real)
+        if "metrics.json" in files:
+            hits.append(Path(d))
+    return hits
 
 
 def collect(paths: list[str | Path], *, allow_mixed: bool = False) -> pd.DataFrame:

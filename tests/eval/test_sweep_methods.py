@@ -42,3 +42,20 @@ def test_a_glob_in_runs_takes_only_the_evals_it_names(tmp_path):
     assert len(find_eval_dirs([root])) == 4  # a plain directory: every eval below it
     with pytest.raises(FileNotFoundError, match=r"no eval run matches .*dr_grpo"):
         find_eval_dirs([root / "dr_grpo" / "seed*" / "eval"])
+
+
+def test_a_linked_sft_start_is_found_once_and_a_link_cycle_ends(tmp_path):
+    """A pilot's run directory may link a shared SFT start (`runs/pilot/sft -> ../start/sft`): its eval is found
+    under the link's path (Path.rglob missed it, so `segrl report` said the gate had no SFT-start eval)."""
+    from runs import eval_dir, trained
+
+    from segrl.eval.report import find_eval_dirs
+
+    start = tmp_path / "runs" / "start" / "sft"
+    start.mkdir(parents=True)
+    eval_dir(start / "eval", start, "grounding", 1, {"giou": 0.2})
+    pilot = tmp_path / "runs" / "pilot"
+    run = trained(pilot / "vision_reasoner" / "seed0", "vision_reasoner", 0, 1, {"giou": 0.3}, task="grounding")
+    (pilot / "sft").symlink_to("../start/sft", target_is_directory=True)
+    (run / "loop").symlink_to("..", target_is_directory=True)  # a cycle: must not be walked forever
+    assert find_eval_dirs([pilot]) == [pilot / "sft" / "eval", pilot / "vision_reasoner" / "seed0" / "eval"]
