@@ -47,7 +47,7 @@ def test_a_glob_in_runs_takes_only_the_evals_it_names(tmp_path):
 def test_a_linked_sft_start_is_found_once_and_a_link_cycle_ends(tmp_path):
     """A pilot's run directory may link a shared SFT start (`runs/pilot/sft -> ../start/sft`): its eval is found
     under the link's path (Path.rglob missed it, so `segrl report` said the gate had no SFT-start eval)."""
-    from runs import eval_dir, trained
+    from runs import eval_dir
 
     from segrl.eval.report import find_eval_dirs
 
