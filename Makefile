@@ -241,6 +241,10 @@ DRSEG_NAME ?= grounding
 # cell stays 2 x 2 patches of 14 px).
 DRSEG_GRID ?= 2
 DRSEG_IMAGE_SIZE ?= 56
+# The fraction of training demonstrations a loose annotator drew (boxes padded by DRSEG_LOOSE_PAD of their side; ground
+# truth and the test split stay exact; v1: 0, every demonstration exact; v12 pilot: 0.7). segrl.tasks.grounding.
+DRSEG_LOOSE_FRACTION ?= 0
+DRSEG_LOOSE_PAD ?= 0.25
 # The warm start's SFT length (v1: 250, configs/grounding_cpu.yaml's), and where the runs go (RUNS/sft, RUNS/<arm>/seedN).
 DRSEG_SFT_STEPS ?= 250
 DRSEG_RUNS ?= runs/drseg
@@ -254,7 +258,7 @@ DRSEG_EVAL = --data $(DRSEG_DATA) --max-new-tokens 200 --config $(DRSEG_CONFIG)
 reproduce-drseg: install
 	test -d $(DRSEG_DATA) || $(SEGRL) build-data grounding --grid $(DRSEG_GRID) --min-objects 1 --max-objects 3 --queries all \
 	  --max-targets 3 --name-objects --short-prompt --count $(DRSEG_COUNT) --test-fraction $(DRSEG_TEST_FRACTION) \
-	  --out $(DRSEG_DATA)
+	  --loose-box-fraction $(DRSEG_LOOSE_FRACTION) --loose-box-pad $(DRSEG_LOOSE_PAD) --out $(DRSEG_DATA)
 	test -d $(DRSEG_MODEL) || $(SEGRL) make-tiny-model --data $(DRSEG_DATA) --image-size $(DRSEG_IMAGE_SIZE) \
 	  --out $(DRSEG_MODEL)
 	test -d $(DRSEG_MODEL)-sft || $(SEGRL) warm-start --config $(DRSEG_CONFIG) --set data.path=$(DRSEG_DATA) \

@@ -78,6 +78,15 @@ k, :func:`segrl.trainers.sft._pool_groups`; it scales them by the image's own si
 stored images, not downscaled ones); for loaded data ``source``, ``layout``, ``source_split``,
 ``source_index``.
 
+**Loose demonstrations** (``loose_box_fraction`` > 0; our construction, for a testbed where RL from an exact-box
+reward has something to select): that fraction of the training rows has its ``reference`` redrawn by a second,
+loose annotator (every box padded by ``loose_box_pad`` of its side, :func:`loosen_demonstration`; ``meta`` gains
+``demonstration: "loose"``). Only the demonstration changes: rewards and metrics read ``segment_references``,
+which stay exact, as does the test split. A warm start on the mix learns both conventions, the mode of its greedy
+answers is the majority's, and its samples hold the other: the regime in which RL from a verifier sharpens pass@1
+towards pass@k (Yue et al., 2025, arXiv 2504.13837, "Does Reinforcement Learning Really Incentivize Reasoning
+Capacity in LLMs Beyond the Base Model?").
+
 :func:`segrl.rewards.grounding.add_grounding_metrics` adds the example-level metrics (gIoU, count accuracy, ...) to a
 ``segrl eval`` run of this task.
 """
@@ -166,6 +175,60 @@ def answer_text(objects: Sequence[GroundingObject], labels: Sequence[str] | None
     body = "\n".join(f"{lab}: {r}" for lab, r in zip(object_labels(len(refs)), refs))
     refs[-1] = f"{refs[-1]}\n</answer>"
     return f"<answer>\n{body}\n</answer>", refs
+
+
+def loose_box(bbox: Sequence[float], pad: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A loose annotator's box for the exact ``bbox``: every side moved out by ``pad`` times the box's own
+    width (left, right) or height (top, bottom), rounded to whole pixels and clipped to the image.
+
+    Args:
+        bbox: ``(x1, y1, x2, y2)`` in pixels. pad: the margin as a fraction of the box's side (> 0).
+        size: the image's ``(W, H)`` in pixels.
+
+    Returns:
+        ``(x1', y1', x2', y2')`` in pixels. Unclipped, its IoU with ``bbox`` is ``1 / (1 + 2 pad)^2``
+        (0.44 at ``pad`` 0.25: below VisionReasoner's 0.5 threshold). The centre, and so the point, is kept.
+
+    Our construction (no paper): the second annotator of :func:`loosen_demonstration`.
+    """
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    dx, dy = pad * (x2 - x1), pad * (y2 - y1)
+    w, h = size
+    return (max(0, round(x1 - dx)), max(0, round(y1 - dy)), min(int(w), round(x2 + dx)), min(int(h), round(y2 + dy)))
+
+
+def loosen_demonstration(row: dict, pad: float) -> dict:
+    """``row`` with its demonstration (``reference``, what the SFT warm start imitates) redrawn by a loose
+    annotator: every answer box replaced by :func:`loose_box` (points and labels kept, the reasoning kept).
+
+    The row's ground truth is untouched: ``segment_references`` (what every reward and ``add_grounding_metrics``
+    score against) and ``meta.objects`` / ``meta.panel_boxes`` keep the exact boxes; ``meta`` gains
+    ``demonstration: "loose"`` and ``loose_box_pad``. So a warm start on a mix of exact and loose demonstrations
+    puts probability on both box conventions, and RL under an exact-box reward can move mass between them.
+
+    Raises:
+        ValueError: a segment reference that is not an object's JSON (a row this module did not write).
+    """
+    meta = json.loads(row["meta"])
+    size = tuple(meta["image_size"])
+    objects, labels = [], []
+    for k, refs in enumerate(row["segment_references"]):
+        value = first_json_value(refs[0])
+        obj = as_object(value)
+        if obj is None:
+            raise ValueError(f"row {row['id']!r}: segment_references[{k}] is not an object's JSON: {refs[0]!r}")
+        objects.append(GroundingObject(loose_box(obj.bbox, pad, size), obj.point))
+        labels.append(value.get("label"))
+    answer, _ = answer_text(objects, None if all(lab is None for lab in labels) else labels)
+    reasoning = row["reference"][:row["reference"].index("</think>") + len("</think>")]
+    return {**row, "reference": f"{reasoning}\n{answer}",
+            "meta": make_meta(**meta, demonstration="loose", loose_box_pad=pad)}
+
+
+def is_loose_demonstration(row_id: str, seed: int, fraction: float) -> bool:
+    """Whether training row ``row_id`` gets a loose demonstration: ``random.Random(f"grounding-loose:{seed}:{row_id}")``
+    draws below ``fraction`` (so the choice depends on the row only, not on ``count`` or the split's order)."""
+    return fraction > 0 and random.Random(f"grounding-loose:{seed}:{row_id}").random() < fraction
 
 
 def _row(row_id: str, image: dict, query: str, size: tuple[int, int], think: str,
@@ -606,6 +669,8 @@ def build(
     name_objects: bool = False,
     short_prompt: bool = False,
     look_to_confirm: bool = True,
+    loose_box_fraction: float = 0.0,
+    loose_box_pad: float = 0.25,
     strict: bool = False,
     max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION,
 ) -> DatasetDict:
@@ -639,6 +704,10 @@ def build(
         short_prompt: synthetic: the one-sentence instruction (:func:`prompt_text`).
         look_to_confirm: end every prompt with Dr. Seg's Look-to-Confirm instruction and put a
             ``<look>`` block in every reference's reasoning.
+        loose_box_fraction: the fraction of *training* rows (in [0, 1]; default 0, every demonstration exact)
+            whose demonstration a loose annotator drew (:func:`loosen_demonstration`, chosen per row by
+            :func:`is_loose_demonstration`); the test split and every row's ground truth stay exact.
+        loose_box_pad: the loose annotator's margin, a fraction of each box's side (in (0, 1]; default 0.25).
         strict: loaded data: the first bad row raises its :class:`~segrl.tasks.build_log.BadItem`.
         max_skip_fraction: loaded data: fail when more than this fraction of the rows is bad (0..1).
 
@@ -662,6 +731,10 @@ def build(
         raise ValueError(f"source_kind must be one of {SOURCE_KINDS}, got {source_kind!r}")
     if not 0.0 <= float(test_fraction) <= 1.0:
         raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
+    if not 0.0 <= float(loose_box_fraction) <= 1.0:
+        raise ValueError(f"loose_box_fraction must be in [0, 1], got {loose_box_fraction}")
+    if not 0.0 < float(loose_box_pad) <= 1.0:
+        raise ValueError(f"loose_box_pad must be in (0, 1], got {loose_box_pad}")
     log = BuildLog(TASK.name, strict=strict, max_skip_fraction=max_skip_fraction, unit="row")
     if source_kind == "synthetic":
         if image_side < max(4, grid) * 24:
@@ -698,9 +771,16 @@ def build(
         if count is not None and int(count) < 1:
             raise ValueError(f"count must be >= 1 or None, got {count}")
         splits = _loaded_splits(source, seed, split_seed, count, test_fraction, look_to_confirm, log)
+    summary = {"source_kind": source_kind}
+    if loose_box_fraction > 0:
+        loose = [is_loose_demonstration(r["id"], seed, float(loose_box_fraction)) for r in splits["train"]]
+        splits["train"] = [loosen_demonstration(r, float(loose_box_pad)) if is_loose else r
+                           for r, is_loose in zip(splits["train"], loose)]
+        summary.update(loose_box_fraction=float(loose_box_fraction), loose_box_pad=float(loose_box_pad),
+                       loose_demonstrations=sum(loose))
     ds = DatasetDict({name: Dataset.from_list(rows, features=FEATURES) for name, rows in splits.items()})
     splits.clear()
-    save_with_log(ds, out_dir, log, source_kind=source_kind)
+    save_with_log(ds, out_dir, log, **summary)
     return ds
 
 
@@ -736,6 +816,11 @@ class GroundingOptions(BuildOptions):
     look_to_confirm: bool = field(default=True, metadata={
         "help": "Dr. Seg's Look-to-Confirm prompt (and <look> blocks in the references), or VisionReasoner's "
         "plain one.", "flag": "--look-to-confirm/--plain"})
+    loose_box_fraction: float = field(default=0.0, metadata={
+        "help": "Fraction of training demonstrations (references) drawn by a loose annotator: boxes padded by "
+        "--loose-box-pad of their side; ground truth and the test split stay exact."})
+    loose_box_pad: float = field(default=0.25, metadata={
+        "help": "The loose annotator's margin per side, a fraction of the box's width/height."})
 
 
 TASK = TaskSpec(

@@ -17,6 +17,7 @@ from segrl.rewards.grounding import (
     format_reward,
     non_repeat_reward,
     parse_answer,
+    vision_reasoner_accuracy,
 )
 from segrl.segments import parse_segments
 from segrl.tasks import TASKS
@@ -28,6 +29,8 @@ from segrl.tasks.grounding import (
     SceneObject,
     anchor_names,
     build,
+    is_loose_demonstration,
+    loose_box,
     object_labels,
     render_scene,
     synthetic_row,
@@ -307,6 +310,66 @@ def test_testbed_option_errors(tmp_path):
         build(None, tmp_path / "x", count=4, queries="all", max_objects=4, max_targets=3)
     with pytest.raises(ValueError, match="image_side"):
         build(None, tmp_path / "x", count=4, grid=8, image_side=120)
+    assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- loose demonstrations
+
+
+def test_loose_box_by_hand():
+    # 96-px box, pad 0.25: 24 px out on every side; IoU 96^2 / 144^2 = 4/9 = 1 / (1 + 2 * 0.25)^2.
+    assert loose_box((372, 372, 468, 468), 0.25, (840, 840)) == (348, 348, 492, 492)
+    # clipped to the image; a non-square box pads each side by its own dimension (0.1 * 100, 0.1 * 50)
+    assert loose_box((20, 20, 260, 260), 0.25, (840, 840)) == (0, 0, 320, 320)
+    assert loose_box((700, 10, 800, 60), 0.1, (810, 840)) == (690, 5, 810, 65)
+    # VisionReasoner's accuracy of that loose box: IoU 4/9 < 0.5 and mean L1 24 > 10 miss, the point hits: 1 of 3
+    exact = GroundingObject((372, 372, 468, 468), (420, 420))
+    loose = GroundingObject(loose_box(exact.bbox, 0.25, (840, 840)), exact.point)
+    assert vision_reasoner_accuracy([loose], [exact]) == 1.0 and vision_reasoner_accuracy([exact], [exact]) == 3.0
+
+
+def test_loose_demonstrations_change_only_the_training_references(tmp_path):
+    kw = dict(count=40, image_side=840, grid=3, min_objects=1, max_objects=3, queries="all", max_targets=3,
+              name_objects=True, short_prompt=True)
+    exact = build(None, tmp_path / "exact", **kw)
+    mixed = build(None, tmp_path / "mixed", loose_box_fraction=0.7, loose_box_pad=0.25, **kw)
+    assert mixed["test"].to_list() == exact["test"].to_list()  # held-out rows: untouched
+    n_loose = 0
+    for e, m in zip(exact["train"], mixed["train"]):
+        assert m["id"] == e["id"] and m["segment_references"] == e["segment_references"]  # ground truth: exact
+        assert m["prompt"] == e["prompt"] and m["images"] == e["images"]
+        meta_e, meta_m = _meta(e), _meta(m)
+        if not is_loose_demonstration(e["id"], 0, 0.7):
+            assert m == e
+            continue
+        n_loose += 1
+        assert meta_m == {**meta_e, "demonstration": "loose", "loose_box_pad": 0.25}
+        assert m["reference"].split("</think>")[0] == e["reference"].split("</think>")[0]  # the reasoning kept
+        got, want = parse_answer(m["reference"]).objects, parse_answer(e["reference"]).objects
+        assert [o.bbox for o in got] == [loose_box(o.bbox, 0.25, (840, 840)) for o in want]
+        assert [o.point for o in got] == [o.point for o in want]
+        assert format_reward(m["reference"]) == 4.0
+        # the loose boxes lose VisionReasoner's L1 hit (and, unclipped, its IoU hit: test_loose_box_by_hand)
+        assert vision_reasoner_accuracy(got, want) <= 2.0 and vision_reasoner_accuracy(want, want) == 3.0
+    assert 0 < n_loose < len(exact["train"])
+    summary = json.loads((tmp_path / "mixed" / "build_log.jsonl").read_text().splitlines()[0])
+    assert summary["loose_demonstrations"] == n_loose and summary["loose_box_fraction"] == 0.7
+
+
+def test_loose_demonstration_choice_is_per_row():
+    ids = [f"synthetic-0-{i:05d}" for i in range(2000)]
+    picked = [is_loose_demonstration(i, 0, 0.7) for i in ids]
+    assert 0.66 < sum(picked) / len(ids) < 0.74
+    assert not any(is_loose_demonstration(i, 0, 0.0) for i in ids)
+    assert all(is_loose_demonstration(i, 0, 1.0) for i in ids)
+    assert picked != [is_loose_demonstration(i, 1, 0.7) for i in ids]  # the scene seed reseeds the choice
+
+
+def test_loose_demonstration_option_errors(tmp_path):
+    with pytest.raises(ValueError, match="loose_box_fraction"):
+        build(None, tmp_path / "x", count=4, loose_box_fraction=1.5)
+    with pytest.raises(ValueError, match="loose_box_pad"):
+        build(None, tmp_path / "x", count=4, loose_box_fraction=0.5, loose_box_pad=0.0)
     assert not (tmp_path / "x").exists()
 
 
