@@ -1,6 +1,6 @@
 """Which box convention a grounding run's answers use: exact or loose (``segrl.tasks.grounding.loose_box``).
 
-``python scripts/box_modes.py DATA EVAL_DIR [PAD]`` prints, for the greedy answers (``predictions.jsonl``) and the
+``python -m segrl.analysis.box_modes DATA EVAL_DIR [PAD]`` prints, for the greedy answers (``predictions.jsonl``) and the
 sampled ones (``predictions_sampled.jsonl``, when there), the share of predicted objects that the Hungarian matching
 (:func:`segrl.rewards.grounding.match_objects`) pairs with a target whose box is *exact* (mean L1 < 10 px to the
 target's box, VisionReasoner's L1 hit) or *loose* (mean L1 < 10 px to the target's loose box at ``PAD``, default
@@ -20,8 +20,23 @@ from segrl.rewards.grounding import L1_THRESHOLD, match_objects, parse_answer, t
 from segrl.tasks.grounding import loose_box
 
 
-def box_modes(records: list[dict], rows: dict, pad: float) -> dict[str, float]:
-    """``{"exact", "loose", "other"}`` shares of the matched predicted objects, and ``objects`` (their count)."""
+def box_modes(records: list[dict], rows: dict, pad: float = 0.25) -> dict[str, float]:
+    """The box conventions of a run's answers.
+
+    Args:
+        records: ``[{"id", "completion"}]`` (a ``predictions*.jsonl``'s lines). rows: id -> the row
+            (``segment_references``, ``meta`` with ``image_size``). pad: the loose annotator's margin.
+
+    Returns:
+        ``{"exact", "loose", "other"}``: shares (rounded to 3 places) of the predicted objects the Hungarian
+        matching pairs with a target (so at most ``min(M, N)`` per answer; unmatched extra objects are not counted),
+        and ``objects``, their number. An object is exact when its mean L1 to the target's box is below
+        VisionReasoner's 10 px, loose when that holds for :func:`~segrl.tasks.grounding.loose_box` of the target
+        instead (the two cannot both hold for a box of side > 20 px at pad 0.25).
+
+    Raises:
+        KeyError: a record's id is not in ``rows``.
+    """
     counts = {"exact": 0, "loose": 0, "other": 0}
     for rec in records:
         row = rows[rec["id"]]
@@ -42,6 +57,7 @@ def box_modes(records: list[dict], rows: dict, pad: float) -> dict[str, float]:
 
 
 def main(data: str, eval_dir: str, pad: float = 0.25) -> None:
+    """Print one JSON line of :func:`box_modes` per predictions file of ``eval_dir`` (test split of ``data``)."""
     ds = load_from_disk(data)
     rows = {r["id"]: r for r in ds["test"].select_columns(["id", "segment_references", "meta"]).to_list()}
     for name in ("predictions.jsonl", "predictions_sampled.jsonl"):
