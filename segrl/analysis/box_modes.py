@@ -4,7 +4,7 @@
 sampled ones (``predictions_sampled.jsonl``, when there), the share of predicted objects that the Hungarian matching
 (:func:`segrl.rewards.grounding.match_objects`) pairs with a target whose box is *exact* (mean L1 < 10 px to the
 target's box, VisionReasoner's L1 hit) or *loose* (mean L1 < 10 px to the target's loose box at ``PAD``, default
-0.25), the rest being *other*; one JSON line per file. A diagnostic of the v12 pilot (results/drseg/NOTES.md).
+0.25), the rest being *other*; one JSON line per file. The diagnostic of the v12-v15 pilots (results/drseg/NOTES.md).
 """
 
 from __future__ import annotations
